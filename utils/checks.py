@@ -1,0 +1,211 @@
+"""Compare a student's gradients and values with a reference, with messages a student can act on.
+
+Visible tests (in a student's notebook) and hidden tests (in the autograder) both call these.
+Everything is compared in float64 on the CPU. On success nothing is printed, to stdout or stderr:
+nbgrader scores a test cell that writes to stderr as 0.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+# torch.testing.assert_close's defaults, keyed by the less precise of the two dtypes.
+TOLERANCES = {
+    torch.float16: (1e-3, 1e-5),
+    torch.bfloat16: (1.6e-2, 1e-5),
+    torch.float32: (1.3e-6, 1e-5),
+    torch.float64: (1e-7, 1e-7),
+}
+
+
+def _plain_numbers(value: object) -> bool:
+    if type(value) in (int, float):
+        return True
+    return type(value) in (list, tuple) and all(_plain_numbers(v) for v in value)
+
+
+def as_tensor(value: object, name: str) -> torch.Tensor:
+    """Turn a tensor, number, NumPy array or nested list of numbers into a plain detached tensor.
+
+    Anything else is refused before any of its methods run, so an object with a custom
+    `__eq__` (or a tensor subclass that overrides comparisons) cannot fake a match.
+    """
+    if isinstance(value, torch.Tensor):
+        with torch._C.DisableTorchFunctionSubclass():
+            return torch.Tensor.as_subclass(value, torch.Tensor).detach()
+    if _plain_numbers(value):
+        return torch.tensor(value, dtype=torch.float64)
+    if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
+        import numpy as np
+
+        if isinstance(value, (np.ndarray, np.generic)):
+            return torch.from_numpy(np.array(value, copy=True))
+    raise AssertionError(f"`{name}` should be a tensor (or a number), but it is a {type(value).__name__}.")
+
+
+def _tolerances(*dtypes: torch.dtype) -> tuple[float, float]:
+    rtol, atol = max((TOLERANCES.get(d, TOLERANCES[torch.float64]) for d in dtypes), key=lambda t: t[0])
+    return rtol, atol
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _constant_ratio(actual: torch.Tensor, expected: torch.Tensor, atol: float) -> float | None:
+    """The k with actual == k * expected everywhere, if there is one (k != 1)."""
+    scale = expected.abs().max().item()
+    significant = expected.abs() > max(atol, 1e-6 * scale)
+    if not significant.any():
+        return None
+    ratios = actual[significant] / expected[significant]
+    k = ratios.median().item()
+    if not math.isfinite(k) or abs(k - 1) < 1e-9:
+        return None
+    if not torch.allclose(actual, k * expected, rtol=1e-6, atol=max(atol, 1e-9 * scale)):
+        return None
+    return k
+
+
+def _likely_cause(actual: torch.Tensor, expected: torch.Tensor, kind: str, atol: float) -> str | None:
+    """Name the mistake behind a mismatch when the numbers show a familiar pattern."""
+    if torch.isnan(actual).any() and not torch.isnan(expected).any():
+        return "it contains NaN: look for 0/0, sqrt or log of a negative number, or inf - inf."
+    if torch.isinf(actual).any() and not torch.isinf(expected).any():
+        return "it contains inf: look for a division by zero or an overflowing exp."
+    if kind == "gradient" and (actual == 0).all() and (expected != 0).any():
+        return (
+            "every entry is 0: was the gradient zeroed after backward(), or did the input pass "
+            "through detach() or torch.no_grad() on its way to the output?"
+        )
+    if actual.ndim == 2 and actual.shape[0] == actual.shape[1] and torch.allclose(actual, expected.T):
+        return "it equals the transpose of the expected value: check the order of a matrix product (X.T @ g, not g.T @ X)."
+    k = _constant_ratio(actual, expected, atol)
+    if k is None:
+        return None
+    if abs(k + 1) < 1e-6:
+        return "the sign is flipped: check the sign of each local derivative (and of the update step)."
+    rounded = round(k)
+    if rounded >= 2 and abs(k - rounded) < 1e-6:
+        if kind == "gradient":
+            return (
+                f"it is exactly {rounded}x the expected value: did you forget to zero the gradients? "
+                f"They accumulate over backward() calls (set x.grad = None or call optimizer.zero_grad())."
+            )
+        return f"it is exactly {rounded}x the expected value: look for a constant factor counted twice."
+    inverse = round(1 / k) if k != 0 else 0
+    if inverse >= 2 and abs(1 / k - inverse) < 1e-6:
+        return (
+            f"it is exactly 1/{inverse} of the expected value: a factor of {inverse} is missing "
+            f"(the power rule: d(x^n)/dx = n*x^(n-1))."
+        )
+    return f"it is off by the same factor ({_fmt(k)}) everywhere: check a constant (a mean for a sum, a 1/2, a step size)."
+
+
+def _shape_hint(actual: torch.Tensor, expected: torch.Tensor) -> str:
+    if actual.ndim == 2 and tuple(actual.shape) == tuple(expected.shape)[::-1]:
+        return "it looks transposed."
+    if actual.numel() == 1 and expected.numel() > 1:
+        return "one number came where a tensor was expected: did you sum (or call .item()) over the batch?"
+    if expected.numel() == 1 and actual.numel() > 1:
+        return "a tensor came where one number was expected: did you forget to sum over the batch?"
+    if actual.numel() == expected.numel():
+        return "the right number of entries in the wrong shape: check a reshape, view, squeeze or unsqueeze."
+    return "a gradient has the shape of the tensor it belongs to; check which dimensions you summed over."
+
+
+def _compare(actual: object, expected: object, name: str, kind: str, rtol: float | None, atol: float | None) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a warning on stderr would cost the student the cell
+        expected_t = as_tensor(expected, "expected")
+        if actual is None:
+            if kind == "gradient":
+                raise AssertionError(
+                    f"The gradient for `{name}` is None: `{name}` is not connected to the output, "
+                    f"or it was created without requires_grad=True, or backward() was never called."
+                )
+            raise AssertionError(f"`{name}` is None: did the function forget to return its result?")
+        actual_t = as_tensor(actual, name)
+        if not actual_t.is_floating_point():
+            raise AssertionError(
+                f"The {kind} for `{name}` has dtype {actual_t.dtype}, but a floating-point tensor was expected: "
+                f"create tensors with float values (3.0, not 3) or convert with .double()."
+            )
+        default_rtol, default_atol = _tolerances(actual_t.dtype, expected_t.dtype)
+        rtol = default_rtol if rtol is None else rtol
+        atol = default_atol if atol is None else atol
+        a = actual_t.to("cpu", torch.float64)
+        e = expected_t.to("cpu", torch.float64)
+        if a.shape != e.shape:
+            raise AssertionError(
+                f"The {kind} for `{name}` has shape {tuple(a.shape)}, but shape {tuple(e.shape)} was expected: "
+                + _shape_hint(a, e)
+            )
+        close = torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
+        if close.all():
+            return
+        excess = torch.where(close, torch.zeros_like(a), (a - e).abs() - (atol + rtol * e.abs()))
+        excess = torch.nan_to_num(excess, nan=math.inf)
+        worst = int(excess.reshape(-1).argmax())
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), a.shape)) if a.ndim else ()
+        rel = ((a - e).abs() / (a.abs() + e.abs()).clamp_min(1e-12)).nan_to_num(nan=1.0).max().item()
+        lines = [
+            f"The {kind} for `{name}` does not match the reference.",
+            f"  shape {tuple(a.shape)}: {int((~close).sum())} of {a.numel()} entries differ; "
+            f"relative error {rel:.2e} (about 1e-7 or less means right, 1e-2 or more means a mistake)",
+            f"  worst entry {list(index) if index else '(the only one)'}: got {_fmt(a[index].item())}, "
+            f"expected {_fmt(e[index].item())}",
+        ]
+        cause = _likely_cause(a, e, kind, atol)
+        if cause:
+            lines.append(f"  likely cause: {cause}")
+        raise AssertionError("\n".join(lines))
+
+
+def assert_values_match(
+    actual: object, expected: object, name: str = "value", *, rtol: float | None = None, atol: float | None = None
+) -> None:
+    """Assert that `actual` equals `expected` within tolerances, explaining any difference."""
+    _compare(actual, expected, name, "value", rtol, atol)
+
+
+def assert_grads_match(
+    actual: object, expected: object, name: str = "x", *, rtol: float | None = None, atol: float | None = None
+) -> None:
+    """Assert that the gradient `actual` for tensor `name` matches `expected`, naming the likely mistake."""
+    _compare(actual, expected, name, "gradient", rtol, atol)
+
+
+@contextmanager
+def forbid_autograd(what: str) -> Iterator[None]:
+    """Fail if the code inside calls backward() or torch.autograd.grad (directly or through torch.func).
+
+    For exercises whose point is a backward pass derived by hand. Every route into autograd's
+    engine from Python passes through `torch.autograd._engine_run_backward`, so that is the
+    one place to watch; the failure is raised after the block too, in case the code caught it.
+    """
+    import torch.autograd as autograd
+
+    original = autograd._engine_run_backward
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(1)
+        raise AssertionError(f"{what} called autograd (backward() or torch.autograd.grad): derive it by hand instead.")
+
+    autograd._engine_run_backward = refuse
+    try:
+        yield
+    finally:
+        autograd._engine_run_backward = original
+    if calls:
+        raise AssertionError(
+            f"{what} called autograd (backward() or torch.autograd.grad): in this exercise the backward "
+            f"pass is derived by hand, using only the forward values and the chain rule."
+        )
