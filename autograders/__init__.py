@@ -1,0 +1,1 @@
+"""The grading machinery behind the `course` command: release, grade, feedback, export."""

@@ -1,0 +1,127 @@
+"""`course`: the instructor's pipeline — release, grade, feedback, export — and a demo of all of it."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from autograders.course import CourseError, exercises, find_root, gradebook_url, nbgrader_api, quiet, run_nbgrader
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def cmd_release(root: Path, names: list[str], check: bool) -> int:
+    from autograders.release import generate, verify
+
+    failed = 0
+    for exercise in names or exercises(root):
+        if not check:
+            generate(root, exercise)
+        print(f"{exercise}: checking the release (solution gets full marks, blank gets 0, no hidden tests)...", flush=True)
+        problems = verify(root, exercise)
+        if problems:
+            failed += 1
+            print(f"{exercise}: release NOT ok")
+            for problem in problems:
+                print(f"  - {problem}")
+        else:
+            action = "is in sync with" if check else "generated from"
+            print(f"{exercise}: release ok — exercises/{exercise}/ {action} solutions/{exercise}/")
+    return 1 if failed else 0
+
+
+def cmd_grade(root: Path, exercise: str, folder: Path) -> int:
+    from tqdm import tqdm
+
+    from autograders.collect import collect
+    from autograders.grade import format_table, grade
+
+    collection = collect(folder, exercise)
+    if not collection.submissions:
+        print(f"no notebooks found for {exercise} under {folder}")
+    with tqdm(total=len(collection.submissions), desc=f"grading {exercise}", unit="student", file=sys.stderr) as bar:
+        results = grade(root, exercise, collection.submissions, progress=lambda r: bar.update())
+    print(format_table(results, width=shutil.get_terminal_size((120, 20)).columns))
+    if results:
+        mean = sum(r.score for r in results) / len(results)
+        full = sum(r.score == r.max_score for r in results)
+        print(f"\n{len(results)} graded, mean {mean:.2f}/{results[0].max_score:g}, {full} with full marks.")
+    for problem in collection.problems:
+        print(f"note: {problem}")
+    print(f"Full reasons per student: coursework/results/{exercise}/")
+    return 0
+
+
+def cmd_feedback(root: Path, exercise: str) -> int:
+    with quiet():
+        result = nbgrader_api(root).generate_feedback(exercise, force=True)
+    run_nbgrader(result, f"generate feedback for {exercise}")
+    pages = sorted((root / "coursework" / "feedback").glob(f"*/{exercise}/*.html"))
+    print(f"{exercise}: feedback for {len(pages)} students in coursework/feedback/<student>/{exercise}/")
+    return 0
+
+
+def cmd_export(root: Path, to: Path | None) -> int:
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins import CsvExportPlugin
+
+    destination = to or root / "coursework" / "grades.csv"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with quiet(), Gradebook(gradebook_url(root)) as gradebook:
+        CsvExportPlugin(to=str(destination)).export(gradebook)
+    rows = len(destination.read_text().splitlines()) - 1
+    print(f"grades of {rows} student-exercise pairs written to {destination}")
+    return 0
+
+
+def cmd_demo(root: Path) -> int:
+    status = cmd_release(root, [], check=False)
+    for exercise in exercises(root):
+        samples = SAMPLES / exercise
+        if samples.is_dir():
+            print(f"\n== {exercise}: grading the sample submissions in {samples.relative_to(SAMPLES.parent.parent)}/")
+            cmd_grade(root, exercise, samples)
+            cmd_feedback(root, exercise)
+    cmd_export(root, None)
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    release = commands.add_parser("release", help="generate exercises/<ex>/ from solutions/<ex>/ and prove it right")
+    release.add_argument("exercise", nargs="*", help="exercises to release (default: all)")
+    release.add_argument("--check", action="store_true", help="verify the committed release without regenerating it")
+    grade = commands.add_parser("grade", help="autograde a folder of student notebooks")
+    grade.add_argument("exercise")
+    grade.add_argument("folder", type=Path, help="the notebooks as the learning platform hands them out")
+    feedback = commands.add_parser("feedback", help="write an HTML feedback page per graded student")
+    feedback.add_argument("exercise")
+    export = commands.add_parser("export", help="write every grade to a CSV file")
+    export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv)")
+    commands.add_parser("demo", help="release every exercise, grade its sample submissions, write feedback and grades.csv")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        root = find_root()
+        if args.command == "release":
+            return cmd_release(root, args.exercise, args.check)
+        if args.command == "grade":
+            return cmd_grade(root, args.exercise, args.folder)
+        if args.command == "feedback":
+            return cmd_feedback(root, args.exercise)
+        if args.command == "export":
+            return cmd_export(root, args.to)
+        return cmd_demo(root)
+    except (CourseError, FileNotFoundError) as error:
+        print(f"course: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Find the course on disk and talk to nbgrader about it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+CONFIG_FILE = "nbgrader_config.py"
+
+
+class CourseError(Exception):
+    """A problem the instructor can fix; the CLI prints its message without a traceback."""
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The course root: the nearest folder, from `start` (default: the working directory) up, with nbgrader_config.py."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file() and (folder / "solutions").is_dir():
+            return folder
+    raise CourseError(f"no course found: run `course` inside the course repository (the folder with {CONFIG_FILE}).")
+
+
+def exercises(root: Path) -> list[str]:
+    """Every exercise that has a source folder in solutions/, in order."""
+    return sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def source_notebook(root: Path, exercise: str) -> Path:
+    """The exercise's one source notebook (solutions/<exercise>/<name>.ipynb)."""
+    folder = root / "solutions" / exercise
+    notebooks = sorted(p for p in folder.glob("*.ipynb")) if folder.is_dir() else []
+    if len(notebooks) != 1:
+        known = ", ".join(exercises(root)) or "none"
+        if not notebooks:
+            raise CourseError(f"no exercise {exercise!r}: solutions/{exercise}/ holds no notebook (exercises: {known}).")
+        raise CourseError(f"solutions/{exercise}/ holds {len(notebooks)} notebooks; this course expects one per exercise.")
+    return notebooks[0]
+
+
+def nbgrader_api(root: Path):
+    """An NbGraderAPI for the course at `root`, configured by its nbgrader_config.py."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+    coursedir = CourseDirectory(config=config)
+    # nbgrader logs every step at INFO; the course command prints its own summary instead.
+    logging.getLogger("traitlets").setLevel(logging.WARNING)
+    with quiet():
+        return NbGraderAPI(coursedir=coursedir, config=config)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Hold back what nbgrader, Jupyter and their kernels print while they work (results are reported after)."""
+    sink = io.StringIO()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)  # kernels are child processes: their stderr is this process's file descriptor 2
+    with tempfile.TemporaryFile() as kernel_log:
+        os.dup2(kernel_log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield sink
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def run_nbgrader(result: dict, what: str) -> str:
+    """Raise CourseError with nbgrader's own words if an NbGraderAPI call failed; return its log."""
+    if not result.get("success"):
+        detail = (result.get("error") or result.get("log") or "").strip().splitlines()
+        raise CourseError(f"nbgrader could not {what}: {detail[-1] if detail else 'no message'}")
+    return result.get("log", "")
+
+
+def gradebook_url(root: Path) -> str:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+    return config.CourseDirectory.db_url or f"sqlite:///{os.path.join(root, 'gradebook.db')}"
