@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -49,6 +50,7 @@ def nbgrader_api(root: Path):
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
+    use_this_environment()
     config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
     coursedir = CourseDirectory(config=config)
     # nbgrader logs every step at INFO; the course command prints its own summary instead.
@@ -74,12 +76,28 @@ def quiet():
             os.close(saved)
 
 
+_EXCEPTION_LINE = re.compile(r"^\s*(?!nbgrader\.converters\.base\.NbGraderException)[\w.]+(Error|Exception): .+")
+
+
+def nbgrader_error(result: dict) -> str:
+    """The line of a failed NbGraderAPI call's log that says what went wrong."""
+    lines = f"{result.get('log') or ''}\n{result.get('error') or ''}".strip().splitlines()
+    causes = [line.strip() for line in lines if _EXCEPTION_LINE.match(line)]
+    return causes[-1] if causes else (lines[-1].strip() if lines else "no message")
+
+
 def run_nbgrader(result: dict, what: str) -> str:
     """Raise CourseError with nbgrader's own words if an NbGraderAPI call failed; return its log."""
     if not result.get("success"):
-        detail = (result.get("error") or result.get("log") or "").strip().splitlines()
-        raise CourseError(f"nbgrader could not {what}: {detail[-1] if detail else 'no message'}")
+        raise CourseError(f"nbgrader could not {what}: {nbgrader_error(result)}")
     return result.get("log", "")
+
+
+def use_this_environment() -> None:
+    """Put this Python's scripts folder on PATH: nbgrader runs `alembic` from there to create a gradebook."""
+    scripts = os.path.dirname(sys.executable)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
 
 
 def gradebook_url(root: Path) -> str:

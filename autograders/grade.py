@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograders.course import CourseError, gradebook_url, nbgrader_api, quiet, run_nbgrader, source_notebook
+from autograders.course import gradebook_url, nbgrader_api, nbgrader_error, quiet, run_nbgrader, source_notebook
 
 
 @dataclass
@@ -129,8 +129,7 @@ def grade(
             with quiet():
                 outcome = api.autograde(exercise, student, force=True, create=True)
             if not outcome.get("success"):
-                error = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()
-                problem = f"nbgrader could not grade it: {error[-1] if error else 'no message'}"
+                problem = f"nbgrader could not grade it: {nbgrader_error(outcome)}"
         with Gradebook(gradebook_url(root)) as gradebook:
             max_score = gradebook.find_assignment(exercise).max_score
             if problem is not None:

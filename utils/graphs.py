@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections import deque
 from collections.abc import Mapping
 
@@ -113,7 +114,9 @@ def make_dot_stable(var: torch.Tensor, params: Mapping[str, torch.Tensor] | None
     """torchviz.make_dot, with its memory-address node ids renamed n0, n1, … in drawing order."""
     from torchviz import make_dot
 
-    dot = make_dot(var, params=dict(params) if params is not None else None, **kwargs)
+    with warnings.catch_warnings():  # torchviz still compares versions with distutils
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dot = make_dot(var, params=dict(params) if params is not None else None, **kwargs)
     renamed: dict[str, str] = {}
 
     def rename(match: re.Match) -> str:

@@ -1,0 +1,188 @@
+"""utils.checks: every check passes right answers silently and fails wrong ones with a message that teaches."""
+
+import numpy as np
+import pytest
+import torch
+
+from utils.checks import as_tensor, assert_grads_match, assert_values_match, forbid_autograd
+
+
+@pytest.fixture
+def expected():
+    return torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+
+def fails_with(actual, expected, *phrases, check=assert_grads_match, name="w"):
+    with pytest.raises(AssertionError) as info:
+        check(actual, expected, name)
+    message = str(info.value)
+    for phrase in phrases:
+        assert phrase in message, f"{phrase!r} not in:\n{message}"
+    return message
+
+
+def test_right_answers_pass_silently(expected, capfd):
+    assert_grads_match(expected.clone(), expected, "w")
+    assert_grads_match(expected.float(), expected, "w")  # float32 gets float32 tolerances
+    assert_grads_match(expected.numpy(), expected, "w")
+    assert_values_match(3, 3.0, "a")
+    assert_values_match([1.0, 2.0], torch.tensor([1.0, 2.0]), "a")
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", "nbgrader scores a test cell that prints to stderr as 0"
+
+
+def test_no_warning_reaches_stderr(capfd):
+    # Comparing a tensor that requires grad would warn in some torch versions; nothing may leak.
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    assert_grads_match(x * 1, torch.tensor([1.0, 2.0]), "x")
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_right_gradients_pass(seed):
+    gen = torch.Generator().manual_seed(seed)
+    shape = torch.randint(1, 5, (torch.randint(0, 4, (1,), generator=gen).item(),), generator=gen).tolist()
+    x = torch.randn(shape, dtype=torch.float64, generator=gen, requires_grad=True)
+    (g,) = torch.autograd.grad((x.tanh() * x.exp()).sum(), x)
+    manual = (1 - x.tanh() ** 2) * x.exp() + x.tanh() * x.exp()
+    assert_grads_match(manual, g, "x")
+
+
+def test_gradient_twice_the_expected_names_accumulation(expected):
+    fails_with(2 * expected, expected, "gradient for `w`", "exactly 2x", "forget to zero the gradients")
+
+
+def test_three_times_names_three_accumulations(expected):
+    fails_with(3 * expected, expected, "exactly 3x")
+
+
+def test_sign_flip(expected):
+    fails_with(-expected, expected, "sign is flipped")
+
+
+def test_half_names_missing_factor(expected):
+    fails_with(expected / 2, expected, "exactly 1/2", "factor of 2 is missing")
+
+
+def test_other_constant_factor(expected):
+    fails_with(1.5 * expected, expected, "same factor (1.5)")
+
+
+def test_none_gradient_names_the_graph():
+    fails_with(None, torch.ones(2), "gradient for `w` is None", "not connected", "requires_grad=True")
+
+
+def test_none_value_names_the_missing_return():
+    fails_with(None, torch.ones(2), "forget to return", check=assert_values_match, name="a")
+
+
+def test_all_zero_gradient(expected):
+    fails_with(torch.zeros_like(expected), expected, "every entry is 0", "detach()")
+
+
+def test_transposed_square_matrix():
+    e = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    fails_with(e.T, e, "transpose of the expected value")
+
+
+def test_transposed_shape(expected):
+    fails_with(expected.T, expected, "shape (4, 3)", "shape (3, 4) was expected", "looks transposed")
+
+
+def test_summed_over_batch(expected):
+    fails_with(expected.sum(), expected, "one number came where a tensor was expected")
+
+
+def test_forgot_to_sum_over_batch(expected):
+    fails_with(expected[0], expected.sum(), "forget to sum over the batch")
+
+
+def test_same_number_of_entries_wrong_shape(expected):
+    fails_with(expected.reshape(2, 6), expected, "right number of entries in the wrong shape")
+
+
+def test_integer_dtype():
+    fails_with(torch.tensor([1, 2]), torch.tensor([1.0, 2.0]), "dtype torch.int64", "floating-point")
+
+
+def test_nan(expected):
+    bad = expected.clone()
+    bad[1, 2] = float("nan")
+    fails_with(bad, expected, "contains NaN")
+
+
+def test_message_reports_worst_entry_and_relative_error(expected):
+    bad = expected.clone()
+    bad[2, 1] += 10.0
+    message = fails_with(bad, expected, "1 of 12 entries differ", "worst entry [2, 1]", "relative error")
+    assert "likely cause" not in message  # a single wrong entry has no familiar pattern
+
+
+def test_tolerance_is_explicit(expected):
+    near = expected + 1e-4
+    fails_with(near, expected)
+    assert_grads_match(near, expected, "w", atol=1e-3)
+
+
+def test_object_with_custom_eq_is_refused(expected):
+    class AlwaysEqual:
+        def __eq__(self, other):
+            return True
+
+        def __float__(self):
+            return 0.0
+
+    fails_with(AlwaysEqual(), expected, "should be a tensor", "AlwaysEqual")
+    fails_with([AlwaysEqual()], expected, "should be a tensor")
+
+
+def test_tensor_subclass_cannot_fake_a_match(expected):
+    class Liar(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if func in (torch.isclose, torch.allclose, torch.Tensor.__eq__, torch.Tensor.sub, torch.Tensor.__sub__):
+                return True
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    fake = torch.zeros(3, 4, dtype=torch.float64).as_subclass(Liar)
+    fails_with(fake, expected, "every entry is 0")
+    assert type(as_tensor(fake, "w")) is torch.Tensor
+
+
+def test_forbid_autograd_catches_backward_grad_and_func():
+    x = torch.tensor(2.0, requires_grad=True)
+    from torch.autograd import grad  # bound before the check starts: still caught
+
+    attempts = [
+        lambda: (x**2).backward(),
+        lambda: grad(x**2, x),
+        lambda: torch.func.grad(lambda t: t**2)(torch.tensor(2.0)),
+        lambda: torch.autograd.functional.jacobian(lambda t: t**2, torch.tensor(2.0)),
+    ]
+    for attempt in attempts:
+        with pytest.raises(AssertionError, match="called autograd"):
+            with forbid_autograd("my_backward"):
+                attempt()
+
+
+def test_forbid_autograd_catches_a_swallowed_call():
+    x = torch.tensor(2.0, requires_grad=True)
+    with pytest.raises(AssertionError, match="derived by hand"):
+        with forbid_autograd("my_backward"):
+            try:
+                (x**2).backward()
+            except Exception:
+                pass
+
+
+def test_forbid_autograd_allows_plain_arithmetic_and_restores_autograd():
+    with forbid_autograd("my_backward"):
+        y = torch.tensor(3.0) * 2
+    assert y.item() == 6.0
+    x = torch.tensor(2.0, requires_grad=True)
+    (x**3).backward()
+    assert x.grad.item() == 12.0
+
+
+def test_numpy_input_is_accepted_and_compared():
+    fails_with(np.array([2.0, 4.0]), torch.tensor([1.0, 2.0]), "exactly 2x")
