@@ -72,7 +72,8 @@ def cmd_export(root: Path, to: Path | None) -> int:
     with quiet(), Gradebook(gradebook_url(root)) as gradebook:
         CsvExportPlugin(to=str(destination)).export(gradebook)
     rows = len(destination.read_text().splitlines()) - 1
-    print(f"grades of {rows} student-exercise pairs written to {destination}")
+    shown = destination.relative_to(root) if destination.is_relative_to(root) else destination
+    print(f"grades of {rows} student-exercise pairs written to {shown}")
     return 0
 
 

@@ -20,6 +20,12 @@ import nbformat
 from autograders.course import gradebook_url, nbgrader_api, nbgrader_error, quiet, run_nbgrader, source_notebook
 
 
+MISSING_CELL = (
+    "the test cell is missing (deleted, or its nbgrader metadata was stripped): "
+    "download a fresh copy of the exercise and paste your answers into it"
+)
+
+
 @dataclass
 class Result:
     """One student's grade: total, per test cell, and a reason a person can read."""
@@ -84,7 +90,7 @@ def _readable(path: Path) -> str | None:
         nbformat.validate(nb)
     except Exception as error:  # JSON errors, schema errors, binary files, unreadable files
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"not a valid Jupyter notebook ({first[:160]}); the file was not graded"
+        return f"not a valid Jupyter notebook, so it was not graded ({first[:160]})"
     return None
 
 
@@ -163,7 +169,7 @@ def _read_grades(gradebook, coursedir, exercise: str, notebook: str, student: st
         scores[grade.name] = [grade.score, grade.max_score]
         if grade.score < grade.max_score:
             cell = cells.get(grade.name)
-            why = failure_reason(cell, timeout) if cell is not None else "the test cell is missing"
+            why = failure_reason(cell, timeout) if cell is not None else MISSING_CELL
             reasons.append(f"{grade.name}: {why}")
     reason = "; ".join(reasons) if reasons else "all tests passed"
     return Result(student, submission.score, submission.max_score, reason, scores)
