@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from autograders.course import CourseError, exercises, find_root, gradebook_url, nbgrader_api, quiet, run_nbgrader
+from autograders.course import CourseError, exercises, find_root, gradebook_url, nbgrader_api, quiet, run_nbgrader, work_folder
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -50,7 +50,7 @@ def cmd_grade(root: Path, exercise: str, folder: Path) -> int:
         print(f"\n{len(results)} graded, mean {mean:.2f}/{results[0].max_score:g}, {full} with full marks.")
     for problem in collection.problems:
         print(f"note: {problem}")
-    print(f"Full reasons per student: coursework/results/{exercise}/")
+    print(f"Full reasons per student: {(work_folder(root) / 'results' / exercise).relative_to(root)}/")
     return 0
 
 
@@ -58,8 +58,9 @@ def cmd_feedback(root: Path, exercise: str) -> int:
     with quiet():
         result = nbgrader_api(root).generate_feedback(exercise, force=True)
     run_nbgrader(result, f"generate feedback for {exercise}")
-    pages = sorted((root / "coursework" / "feedback").glob(f"*/{exercise}/*.html"))
-    print(f"{exercise}: feedback for {len(pages)} students in coursework/feedback/<student>/{exercise}/")
+    folder = work_folder(root) / "feedback"
+    pages = sorted(folder.glob(f"*/{exercise}/*.html"))
+    print(f"{exercise}: feedback for {len(pages)} students in {folder.relative_to(root)}/<student>/{exercise}/")
     return 0
 
 
@@ -67,7 +68,7 @@ def cmd_export(root: Path, to: Path | None) -> int:
     from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
 
-    destination = to or root / "coursework" / "grades.csv"
+    destination = to or work_folder(root) / "grades.csv"
     destination.parent.mkdir(parents=True, exist_ok=True)
     with quiet(), Gradebook(gradebook_url(root)) as gradebook:
         CsvExportPlugin(to=str(destination)).export(gradebook)

@@ -100,8 +100,17 @@ def use_this_environment() -> None:
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
 
 
-def gradebook_url(root: Path) -> str:
+def _course_config(root: Path):
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
-    return config.CourseDirectory.db_url or f"sqlite:///{os.path.join(root, 'gradebook.db')}"
+    return PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config().CourseDirectory
+
+
+def gradebook_url(root: Path) -> str:
+    """The gradebook's database URL, as nbgrader_config.py sets it."""
+    return _course_config(root).get("db_url") or f"sqlite:///{os.path.join(root, 'gradebook.db')}"
+
+
+def work_folder(root: Path) -> Path:
+    """The folder that holds submissions, grades and feedback (coursework/ in this course)."""
+    return root / Path(_course_config(root).get("submitted_directory", "submitted")).parent

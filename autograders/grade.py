@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograders.course import gradebook_url, nbgrader_api, nbgrader_error, quiet, run_nbgrader, source_notebook
+from autograders.course import gradebook_url, nbgrader_api, nbgrader_error, quiet, run_nbgrader, source_notebook, work_folder
 
 
 MISSING_CELL = (
@@ -119,12 +119,14 @@ def grade(
     """Autograde every submission; return one Result per student, whatever happens to the others."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    notebook = source_notebook(root, exercise).stem
+    source = source_notebook(root, exercise)
+    notebook, order = source.stem, graded_cells(source)
     api = nbgrader_api(root)
     ensure_released(root, exercise, api)
     coursedir = api.coursedir
     timeout = api.config.Execute.get("timeout", 30)
-    results = []
+    results = work_folder(root) / "results" / exercise
+    graded_results = []
     for student, path in sorted(submissions.items()):
         problem = _readable(path)
         if problem is None:
@@ -146,25 +148,24 @@ def grade(
                     pass
                 result = Result(student, 0.0, max_score, problem)
             else:
-                result = _read_grades(gradebook, coursedir, exercise, notebook, student, timeout)
+                graded = Path(coursedir.format_path(coursedir.autograded_directory, student, exercise)) / source.name
+                result = _read_grades(gradebook.find_submission(exercise, student), graded, order, timeout)
         result.submitted = str(path)
-        _write_atomically(Path(root) / "coursework" / "results" / exercise / f"{student}.json", asdict(result))
-        results.append(result)
+        _write_atomically(results / f"{student}.json", asdict(result))
+        graded_results.append(result)
         if progress:
             progress(result)
-    return results
+    return graded_results
 
 
-def _read_grades(gradebook, coursedir, exercise: str, notebook: str, student: str, timeout: int) -> Result:
-    submission = gradebook.find_submission(exercise, student)
-    graded = Path(coursedir.format_path(coursedir.autograded_directory, student, exercise)) / f"{notebook}.ipynb"
+def _read_grades(submission, graded: Path, order: list[str], timeout: int) -> Result:
+    """The gradebook's scores for one submission, with a reason for every test cell that lost points."""
     cells = {
         cell.metadata.nbgrader["grade_id"]: cell
         for cell in nbformat.read(graded, as_version=4).cells
         if cell.metadata.get("nbgrader", {}).get("grade")
     }
     scores, reasons = {}, []
-    order = graded_cells(source_notebook(Path(coursedir.root), exercise))
     for grade in sorted(submission.notebooks[0].grades, key=lambda g: order.index(g.name) if g.name in order else len(order)):
         scores[grade.name] = [grade.score, grade.max_score]
         if grade.score < grade.max_score:
@@ -172,7 +173,7 @@ def _read_grades(gradebook, coursedir, exercise: str, notebook: str, student: st
             why = failure_reason(cell, timeout) if cell is not None else MISSING_CELL
             reasons.append(f"{grade.name}: {why}")
     reason = "; ".join(reasons) if reasons else "all tests passed"
-    return Result(student, submission.score, submission.max_score, reason, scores)
+    return Result(submission.student.id, submission.score, submission.max_score, reason, scores)
 
 
 def format_table(results: list[Result], width: int = 100) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograders.course import CONFIG_FILE, CourseError, nbgrader_api, quiet, run_nbgrader, source_notebook
+from autograders.course import CONFIG_FILE, nbgrader_api, quiet, run_nbgrader, source_notebook
 from autograders.grade import grade
 
 _BLOCK = re.compile(r"### BEGIN (HIDDEN TESTS|SOLUTION)\n(.*?)### END \1", re.DOTALL)

@@ -1,10 +1,8 @@
 """`course release`: every committed release is generated, right, and free of hidden tests."""
 
-import json
 import shutil
 
 import nbformat
-import pytest
 
 from autograders.release import _differences, leaks, secret_lines, verify
 from conftest import ROOT, run

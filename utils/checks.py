@@ -8,7 +8,6 @@ nbgrader scores a test cell that writes to stderr as 0.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
