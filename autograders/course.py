@@ -48,10 +48,9 @@ def nbgrader_api(root: Path):
     """An NbGraderAPI for the course at `root`, configured by its nbgrader_config.py."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
 
     use_this_environment()
-    config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+    config = load_config(root)
     coursedir = CourseDirectory(config=config)
     # nbgrader logs every step at INFO; the course command prints its own summary instead.
     logging.getLogger("traitlets").setLevel(logging.WARNING)
@@ -100,17 +99,18 @@ def use_this_environment() -> None:
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
 
 
-def _course_config(root: Path):
+def load_config(root: Path):
+    """The course's nbgrader_config.py, as nbgrader itself reads it."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    return PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config().CourseDirectory
+    return PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
 
 
 def gradebook_url(root: Path) -> str:
     """The gradebook's database URL, as nbgrader_config.py sets it."""
-    return _course_config(root).get("db_url") or f"sqlite:///{os.path.join(root, 'gradebook.db')}"
+    return load_config(root).CourseDirectory.get("db_url") or f"sqlite:///{os.path.join(root, 'gradebook.db')}"
 
 
 def work_folder(root: Path) -> Path:
     """The folder that holds submissions, grades and feedback (coursework/ in this course)."""
-    return root / Path(_course_config(root).get("submitted_directory", "submitted")).parent
+    return root / Path(load_config(root).CourseDirectory.get("submitted_directory", "submitted")).parent
