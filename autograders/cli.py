@@ -7,18 +7,28 @@ import shutil
 import sys
 from pathlib import Path
 
-from autograders.course import CourseError, exercises, find_root, gradebook_url, nbgrader_api, quiet, run_nbgrader, work_folder
+from autograders.course import (
+    CourseError,
+    exercises,
+    find_root,
+    generate_release,
+    gradebook_url,
+    nbgrader_api,
+    quiet,
+    run_nbgrader,
+    work_folder,
+)
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
 def cmd_release(root: Path, names: list[str], check: bool) -> int:
-    from autograders.release import generate, verify
+    from autograders.release import verify
 
     failed = 0
     for exercise in names or exercises(root):
         if not check:
-            generate(root, exercise)
+            generate_release(root, exercise)
         print(f"{exercise}: checking the release (solution gets full marks, blank gets 0, no hidden tests)...", flush=True)
         problems = verify(root, exercise)
         if problems:

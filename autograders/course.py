@@ -114,3 +114,12 @@ def gradebook_url(root: Path) -> str:
 def work_folder(root: Path) -> Path:
     """The folder that holds submissions, grades and feedback (coursework/ in this course)."""
     return root / Path(load_config(root).CourseDirectory.get("submitted_directory", "submitted")).parent
+
+
+def generate_release(root: Path, exercise: str, api=None) -> Path:
+    """Run nbgrader generate_assignment for `exercise` in the course at `root`; return the release folder."""
+    source_notebook(root, exercise)  # a clear error for an unknown exercise
+    with quiet():
+        result = (api or nbgrader_api(root)).generate_assignment(exercise, force=True, create=True)
+    run_nbgrader(result, f"generate the release of {exercise}")
+    return root / "exercises" / exercise

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import nbformat
 
-from autograders.course import gradebook_url, nbgrader_api, nbgrader_error, quiet, run_nbgrader, source_notebook, work_folder
+from autograders.course import (
+    generate_release,
+    gradebook_url,
+    nbgrader_api,
+    nbgrader_error,
+    quiet,
+    source_notebook,
+    work_folder,
+)
 
 
 MISSING_CELL = (
@@ -104,10 +112,7 @@ def ensure_released(root: Path, exercise: str, api=None) -> None:
             return
         except MissingEntry:
             pass
-    api = api or nbgrader_api(root)
-    with quiet():
-        result = api.generate_assignment(exercise, force=True, create=True)
-    run_nbgrader(result, f"generate the release of {exercise}")
+    generate_release(root, exercise, api)
 
 
 def grade(

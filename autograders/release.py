@@ -16,19 +16,10 @@ from pathlib import Path
 
 import nbformat
 
-from autograders.course import CONFIG_FILE, nbgrader_api, quiet, run_nbgrader, source_notebook
+from autograders.course import CONFIG_FILE, generate_release, source_notebook
 from autograders.grade import grade
 
 _BLOCK = re.compile(r"### BEGIN (HIDDEN TESTS|SOLUTION)\n(.*?)### END \1", re.DOTALL)
-
-
-def generate(root: Path, exercise: str) -> Path:
-    """Run nbgrader generate_assignment for `exercise` in the course at `root`; return the release folder."""
-    source_notebook(root, exercise)  # a clear error for an unknown exercise
-    with quiet():
-        result = nbgrader_api(root).generate_assignment(exercise, force=True, create=True)
-    run_nbgrader(result, f"generate the release of {exercise}")
-    return root / "exercises" / exercise
 
 
 def _differences(expected: Path, actual: Path, prefix: str = "") -> list[str]:
@@ -84,7 +75,7 @@ def verify(root: Path, exercise: str) -> list[str]:
         copy = Path(tmp)
         shutil.copy(root / CONFIG_FILE, copy / CONFIG_FILE)
         shutil.copytree(source.parent, copy / "solutions" / exercise)
-        fresh = generate(copy, exercise)
+        fresh = generate_release(copy, exercise)
         problems += [f"exercises/{exercise}/{d}" for d in _differences(fresh, release)]
         if problems and not release.is_dir():
             problems = [f"exercises/{exercise}/ is missing: run `course release {exercise}`"]
