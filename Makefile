@@ -17,13 +17,17 @@ lab: $(VENV)/.installed  ## open JupyterLab on the course
 release: $(VENV)/.installed  ## regenerate exercises/ from solutions/ and prove each release right
 	$(BIN)/course release
 
-# Setup: a virtual environment with the course installed in editable mode, plus Graphviz's `dot`.
+# Setup: a virtual environment with the course installed in editable mode, plus Graphviz's `dot`
+# and, on Linux, bubblewrap (the grader's sandbox).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@command -v dot >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq graphviz >/dev/null || { apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; }; }; } || \
 	  echo "NOTE: Graphviz's 'dot' is missing, so graph cells will show text instead of pictures. Install it with your package manager (apt-get install graphviz, brew install graphviz, conda install graphviz)."
+	@[ "$$(uname)" != Linux ] || command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq bubblewrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }; }; } || \
+	  echo "NOTE: bubblewrap is missing, so 'course grade' cannot isolate submissions (it grades with a weaker fallback and says so). Install it with: apt-get install bubblewrap"
 	touch $@
 
 clean:  ## remove the course work folder (submissions, grades, feedback); keeps the virtual environment

@@ -42,22 +42,53 @@ def cmd_release(root: Path, names: list[str], check: bool) -> int:
     return 1 if failed else 0
 
 
-def cmd_grade(root: Path, exercise: str, folder: Path) -> int:
+def cmd_grade(root: Path, exercise: str, folder: Path, workers: int | None = None, resume: bool = False,
+              scheduler: str | None = None, sandbox: str = "auto", warm: bool = True) -> int:
     from tqdm import tqdm
 
     from autograders.collect import collect
     from autograders.grade import format_table, grade
+    from autograders.sandbox import bwrap_available
 
     collection = collect(folder, exercise)
     if not collection.submissions:
         print(f"no notebooks found for {exercise} under {folder}")
-    with tqdm(total=len(collection.submissions), desc=f"grading {exercise}", unit="student", file=sys.stderr) as bar:
-        results = grade(root, exercise, collection.submissions, progress=lambda r: bar.update())
+    isolated = {"auto": None, "bwrap": True, "none": False}[sandbox]
+    if isolated is None:
+        isolated = bwrap_available()
+    if not isolated:
+        print("WARNING: grading without bubblewrap: each submission runs in its own temporary folder with time, "
+              "memory and output limits, but it can read and write whatever your user can (the gradebook too) "
+              "and use the network. Install bubblewrap (apt-get install bubblewrap) for isolation.", file=sys.stderr)
+    executor = client = None
+    if scheduler:
+        from distributed import Client
+
+        client = Client(scheduler)
+        executor = client.get_executor()
+    try:
+        with tqdm(total=len(collection.submissions), desc=f"grading {exercise}", unit="student", file=sys.stderr) as bar:
+            results = grade(root, exercise, collection.submissions, progress=lambda r: bar.update(), workers=workers,
+                            executor=executor, resume=resume, isolated=isolated, warm=warm)
+    except KeyboardInterrupt:
+        done = len(list((work_folder(root) / "results" / exercise).glob("*.json")))
+        print(f"\ninterrupted: the grades recorded so far are kept ({done} in {work_folder(root).name}/results/{exercise}/); "
+              f"run the same command with --resume to grade the rest.", file=sys.stderr)
+        return 130
+    finally:
+        if client is not None:
+            client.close()
     print(format_table(results, width=shutil.get_terminal_size((120, 20)).columns))
     if results:
         mean = sum(r.score for r in results) / len(results)
         full = sum(r.score == r.max_score for r in results)
         print(f"\n{len(results)} graded, mean {mean:.2f}/{results[0].max_score:g}, {full} with full marks.")
+        kept = sum(r.resumed for r in results)
+        if kept:
+            print(f"{kept} already graded and unchanged: kept (--resume)")
+        failures = [r for r in results if not r.cells]
+        if failures:
+            print(f"{len(failures)} could not be run at all: " + ", ".join(f"{r.student} ({r.reason})" for r in failures))
     for problem in collection.problems:
         print(f"note: {problem}")
     print(f"Full reasons per student: {(work_folder(root) / 'results' / exercise).relative_to(root)}/")
@@ -109,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade = commands.add_parser("grade", help="autograde a folder of student notebooks")
     grade.add_argument("exercise")
     grade.add_argument("folder", type=Path, help="the notebooks as the learning platform hands them out")
+    grade.add_argument("--workers", type=int, help="submissions run in parallel (default: one per CPU core)")
+    grade.add_argument("--resume", action="store_true", help="skip students whose unchanged submission is already graded")
+    grade.add_argument("--scheduler", metavar="ADDRESS", help="run the submissions on a Dask cluster (tcp://host:8786)")
+    grade.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
+                       help="isolation: bubblewrap where it works (auto), required (bwrap), or the weaker fallback (none)")
+    grade.add_argument("--cold", action="store_true", help="a fresh worker per submission instead of warm workers")
     feedback = commands.add_parser("feedback", help="write an HTML feedback page per graded student")
     feedback.add_argument("exercise")
     export = commands.add_parser("export", help="write every grade to a CSV file")
@@ -124,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "release":
             return cmd_release(root, args.exercise, args.check)
         if args.command == "grade":
-            return cmd_grade(root, args.exercise, args.folder)
+            return cmd_grade(root, args.exercise, args.folder, args.workers, args.resume, args.scheduler, args.sandbox, not args.cold)
         if args.command == "feedback":
             return cmd_feedback(root, args.exercise)
         if args.command == "export":

@@ -6,26 +6,19 @@ is known, so a report (or a later, larger grader) can rely on it even if the bat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 import tempfile
 import textwrap
 from collections.abc import Callable
+from concurrent.futures import Executor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from autograders.course import (
-    generate_release,
-    gradebook_url,
-    nbgrader_api,
-    nbgrader_error,
-    quiet,
-    source_notebook,
-    work_folder,
-)
+from autograders.course import generate_release, gradebook_url, nbgrader_api, source_notebook, work_folder
 
 
 MISSING_CELL = (
@@ -44,6 +37,8 @@ class Result:
     reason: str
     cells: dict[str, list[float]] = field(default_factory=dict)  # grade_id -> [score, max]
     submitted: str = ""
+    sha256: str = ""  # of the submitted file: --resume skips a student whose file is unchanged
+    resumed: bool = False  # kept from an earlier batch (--resume), not graded again
 
 
 def _first_lines(text: str) -> str:
@@ -64,9 +59,11 @@ def failure_reason(cell: nbformat.NotebookNode, timeout: int | None) -> str:
         if name == "NotImplementedError":
             return "not answered (the code still raises NotImplementedError)"
         if name in ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError"):
-            return f"stopped after the {timeout} s time limit: look for a loop that never ends"
+            return f"stopped after the {timeout:g} s time limit: look for a loop that never ends"
         if name == "DeadKernelError":
             return "the notebook's kernel died (it crashed, exited or ran out of memory)"
+        if name == "NotRun":
+            return output.get("evalue", "this cell never ran")
         message = _first_lines(output.get("evalue", ""))
         if name == "AssertionError" and message:  # the course's checks explain themselves
             return message
@@ -115,60 +112,105 @@ def ensure_released(root: Path, exercise: str, api=None) -> None:
     generate_release(root, exercise, api)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _previous(results: Path, student: str, digest: str) -> Result | None:
+    """The recorded result of this very submission, if a batch already graded it (for --resume)."""
+    try:
+        data = json.loads((results / f"{student}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("sha256") != digest:
+        return None
+    data["resumed"] = True
+    return Result(**data)
+
+
 def grade(
     root: Path,
     exercise: str,
     submissions: dict[str, Path],
     progress: Callable[[Result], None] | None = None,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    resume: bool = False,
+    isolated: bool | None = None,
+    warm: bool = True,
 ) -> list[Result]:
-    """Autograde every submission; return one Result per student, whatever happens to the others."""
-    from nbgrader.api import Gradebook, MissingEntry
+    """Autograde every submission; return one Result per student, whatever happens to the others.
+
+    Executions run in parallel in sandboxes (`workers` of them, or on `executor`, e.g. a Dask
+    cluster's); this process alone judges the recorded answers and writes the gradebook.
+    """
+    from autograders import execute
 
     source = source_notebook(root, exercise)
-    notebook, order = source.stem, graded_cells(source)
     api = nbgrader_api(root)
     ensure_released(root, exercise, api)
-    coursedir = api.coursedir
-    timeout = api.config.Execute.get("timeout", 30)
+    limits = execute.limits_from(api.config)
     results = work_folder(root) / "results" / exercise
-    graded_results = []
-    for student, path in sorted(submissions.items()):
-        problem = _readable(path)
-        if problem is None:
-            target = Path(coursedir.format_path(coursedir.submitted_directory, student, exercise))
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir(parents=True)
-            shutil.copyfile(path, target / f"{notebook}.ipynb")
-            with quiet():
-                outcome = api.autograde(exercise, student, force=True, create=True)
-            if not outcome.get("success"):
-                problem = f"nbgrader could not grade it: {nbgrader_error(outcome)}"
-        with Gradebook(gradebook_url(root)) as gradebook:
-            max_score = gradebook.find_assignment(exercise).max_score
-            if problem is not None:
-                gradebook.update_or_create_student(student)
-                try:  # an earlier grade must not outlive the submission that replaced it
-                    gradebook.remove_submission(exercise, student)
-                except MissingEntry:
-                    pass
-                result = Result(student, 0.0, max_score, problem)
-            else:
-                graded = Path(coursedir.format_path(coursedir.autograded_directory, student, exercise)) / source.name
-                result = _read_grades(gradebook.find_submission(exercise, student), graded, order, timeout)
-        result.submitted = str(path)
-        _write_atomically(results / f"{student}.json", asdict(result))
+    graded_results: list[Result] = []
+
+    def record(result: Result) -> None:
+        if not result.resumed:
+            _write_atomically(results / f"{result.student}.json", asdict(result))
         graded_results.append(result)
         if progress:
             progress(result)
-    return graded_results
+
+    pending: dict[str, tuple[Path, str, execute.Prepared]] = {}
+    for student, path in sorted(submissions.items()):
+        digest = _sha256(path) if path.is_file() else ""
+        if resume and (done := _previous(results, student, digest)) is not None:
+            record(done)
+            continue
+        problem = _readable(path)
+        if problem is None:
+            try:
+                pending[student] = (path, digest, execute.prepare(api, source, exercise, student, path))
+            except Exception as error:  # nbgrader refused its cells (broken metadata, say)
+                problem = f"nbgrader could not read its cells: {type(error).__name__}: {error}"
+        if problem is not None:
+            record(_not_graded(root, exercise, student, problem, str(path), digest))
+    pool = execute.Pool(workers, executor=executor, isolated=isolated, warm=warm)
+    try:
+        futures = {pool.submit(prepared.job(limits)): student for student, (_, _, prepared) in pending.items()}
+        for future in as_completed(futures):
+            student = futures[future]
+            path, digest, prepared = pending[student]
+            try:
+                outcome = future.result()
+            except Exception as error:  # the executor itself failed (a lost Dask worker, say)
+                record(_not_graded(root, exercise, student, f"the grading worker failed: {error}", str(path), digest))
+                continue
+            result = execute.judge(api, source, exercise, prepared, outcome, limits)
+            result.submitted, result.sha256 = str(path), digest
+            record(result)
+    finally:
+        pool.close()
+    return sorted(graded_results, key=lambda r: r.student)
 
 
-def _read_grades(submission, graded: Path, order: list[str], timeout: int) -> Result:
+def _not_graded(root: Path, exercise: str, student: str, problem: str, submitted: str, digest: str) -> Result:
+    """A zero with the reason; an earlier grade must not outlive the submission that replaced it."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(gradebook_url(root)) as gradebook:
+        max_score = gradebook.find_assignment(exercise).max_score
+        gradebook.update_or_create_student(student)
+        try:
+            gradebook.remove_submission(exercise, student)
+        except MissingEntry:
+            pass
+    return Result(student, 0.0, max_score, problem, submitted=submitted, sha256=digest)
+
+
+def read_grades(submission, graded: nbformat.NotebookNode, order: list[str], timeout: float, notes: list[str]) -> Result:
     """The gradebook's scores for one submission, with a reason for every test cell that lost points."""
     cells = {
-        cell.metadata.nbgrader["grade_id"]: cell
-        for cell in nbformat.read(graded, as_version=4).cells
-        if cell.metadata.get("nbgrader", {}).get("grade")
+        cell.metadata.nbgrader["grade_id"]: cell for cell in graded.cells if cell.metadata.get("nbgrader", {}).get("grade")
     }
     scores, reasons = {}, []
     for grade in sorted(submission.notebooks[0].grades, key=lambda g: order.index(g.name) if g.name in order else len(order)):
@@ -178,6 +220,8 @@ def _read_grades(submission, graded: Path, order: list[str], timeout: int) -> Re
             why = failure_reason(cell, timeout) if cell is not None else MISSING_CELL
             reasons.append(f"{grade.name}: {why}")
     reason = "; ".join(reasons) if reasons else "all tests passed"
+    if notes:
+        reason += "; " + "; ".join(notes)
     return Result(submission.student.id, submission.score, submission.max_score, reason, scores)
 
 

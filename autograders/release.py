@@ -3,7 +3,8 @@
 The proof, in a throw-away copy of the course so the real gradebook is never touched:
 1. exercises/<ex>/ is byte for byte what nbgrader generates from solutions/<ex>/;
 2. the solution autogrades to full marks, and the blank release to 0 on every test cell;
-3. no line of a hidden test (or of a solution) appears anywhere under exercises/<ex>/.
+3. no line of a hidden test (or of a solution) appears anywhere under exercises/<ex>/;
+4. every hidden test hands its answers to the grader (utils.grading.graded), which re-checks them.
 """
 
 from __future__ import annotations
@@ -88,4 +89,19 @@ def verify(root: Path, exercise: str) -> list[str]:
             problems.append(f"the blank release scores {score:g}/{full:g} on {cell}: a test that passes unanswered")
     if not results["solution"].cells:
         problems.append(f"the solution could not be graded: {results['solution'].reason}")
+    problems += _unchecked_hidden_tests(source)
     return problems
+
+
+def _unchecked_hidden_tests(source: Path) -> list[str]:
+    """Test cells whose hidden tests do not hand their answers to the grader (utils.grading.graded)."""
+    from autograders.trusted import HIDDEN, hidden_tests
+
+    checked = hidden_tests(source)
+    found = []
+    for cell in nbformat.read(source, as_version=4).cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if HIDDEN.search(cell.source) and grade_id not in checked:
+            found.append(f"the hidden tests of {grade_id} run only in the student's kernel: "
+                         "end them with utils.grading.graded(...) so the grader checks the answers in its own process")
+    return found

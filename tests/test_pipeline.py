@@ -21,7 +21,7 @@ EXPECTED = {
     "erin": (7, "time limit"),  # infinite loop, cut by the per-cell timeout
     "frank": (0, "not answered"),  # the blank release
     "mallory": (0, "not a valid Jupyter notebook"),  # a broken file
-    "grace": (7, "test cell is missing"),  # a correct answer whose last test cell was deleted
+    "grace": (10, "restored and scored"),  # a correct answer whose last test cell was deleted: put back, scored
 }
 
 

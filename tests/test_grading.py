@@ -1,0 +1,143 @@
+"""`course grade` under attack and at scale: sandboxed, tamper-proof, parallel, resumable, distributed.
+
+The adversarial corpus (tests/adversarial.py) is graded in one batch; afterwards the gradebook
+and solutions/ must be exactly as they were, apart from the corpus's own grades.
+"""
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import time
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from adversarial import write_corpus
+from autograders.sandbox import bwrap_available
+from conftest import BIN, ROOT, copy_course, run
+
+SAMPLES = ROOT / "autograders" / "samples" / "ex01"
+SAMPLE_SCORES = {"alice": 10, "bob": 3, "carol": 6, "dave": 4, "erin": 7, "frank": 0}
+needs_bwrap = pytest.mark.skipif(not bwrap_available(), reason="bubblewrap is not available on this machine")
+
+
+def results(course, exercise="ex01"):
+    return {p.stem: json.loads(p.read_text()) for p in (course / "coursework" / "results" / exercise).glob("*.json")}
+
+
+def tree_digest(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    """The corpus graded in one batch, after two honest students whose grades it must not touch."""
+    course = copy_course(tmp_path_factory.mktemp("attacked") / "course", cell_timeout=10)
+    honest = shutil.copytree(SAMPLES, course / "honest")
+    assert run(["course", "grade", "ex01", honest], cwd=course).returncode == 0
+    before = {"solutions": tree_digest(course / "solutions"), "results": results(course)}
+    cases = write_corpus(course / "inbox")
+    graded = run(["course", "grade", "ex01", "inbox", "--workers", "2"], cwd=course)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    return course, cases, before, graded
+
+
+@needs_bwrap
+def test_every_attack_gets_its_expected_score(attacked):
+    course, cases, _, graded = attacked
+    found = results(course)
+    wrong = {
+        student: (found.get(student, {}).get("score"), case.score, found.get(student, {}).get("reason"))
+        for student, case in cases.items()
+        if student not in found or found[student]["score"] != case.score or case.reason not in found[student]["reason"]
+    }
+    assert not wrong, wrong
+
+
+@needs_bwrap
+def test_the_attacks_leave_the_course_intact(attacked):
+    course, cases, before, _ = attacked
+    assert tree_digest(course / "solutions") == before["solutions"]
+    with Gradebook(f"sqlite:///{course / 'coursework' / 'gradebook.db'}") as gradebook:
+        for student, score in SAMPLE_SCORES.items():
+            assert gradebook.find_submission("ex01", student).score == score
+        for student, case in cases.items():
+            assert gradebook.find_submission("ex01", student).score == case.score
+    found = results(course)
+    assert {s: found[s]["score"] for s in SAMPLE_SCORES} == {s: before["results"][s]["score"] for s in SAMPLE_SCORES}
+
+
+@needs_bwrap
+def test_huge_output_is_capped_in_the_graded_notebook(attacked):
+    course, *_ = attacked
+    graded = course / "coursework" / "autograded" / "prints_50_MB" / "ex01" / "ex01.ipynb"
+    assert graded.stat().st_size < 2_000_000
+    assert "output cut" in graded.read_text()
+
+
+def test_parallel_grading_gives_the_sequential_scores(tmp_path):
+    found = {}
+    for workers in (1, 2):
+        course = copy_course(tmp_path / f"workers{workers}", cell_timeout=10)
+        inbox = shutil.copytree(SAMPLES, course / "inbox")
+        result = run(["course", "grade", "ex01", inbox, "--workers", workers], cwd=course)
+        assert result.returncode == 0, result.stdout + result.stderr
+        found[workers] = {s: (r["score"], r["reason"]) for s, r in results(course).items()}
+    assert {s: score for s, (score, _) in found[1].items()} == SAMPLE_SCORES
+    assert found[1] == found[2]
+
+
+def test_an_interrupted_batch_resumes_where_it_stopped(tmp_path):
+    course = copy_course(tmp_path / "course", cell_timeout=10)
+    inbox = shutil.copytree(SAMPLES, course / "inbox")
+    folder = course / "coursework" / "results" / "ex01"
+    batch = subprocess.Popen([BIN / "course", "grade", "ex01", "inbox", "--workers", "1"], cwd=course,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (folder.is_dir() and any(folder.glob("*.json"))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    batch.send_signal(signal.SIGINT)
+    _, err = batch.communicate(timeout=120)
+    done = {p.stem for p in folder.glob("*.json")}
+    assert 0 < len(done) < len(SAMPLE_SCORES), err
+    assert batch.returncode == 130 and "--resume" in err
+    resumed = run(["course", "grade", "ex01", inbox, "--resume"], cwd=course)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{len(done)} already graded and unchanged: kept" in resumed.stdout
+    assert {s: r["score"] for s, r in results(course).items()} == SAMPLE_SCORES
+    # A resubmission is graded again; an unchanged one is not.
+    notebook = nbformat.read(inbox / "frank.ipynb", as_version=4)
+    nbformat.write(nbformat.read(inbox / "alice" / "ex01.ipynb", as_version=4), inbox / "frank.ipynb")
+    again = run(["course", "grade", "ex01", inbox, "--resume"], cwd=course)
+    assert f"{len(SAMPLE_SCORES) - 1} already graded and unchanged: kept" in again.stdout
+    assert results(course)["frank"]["score"] == 10
+    assert notebook is not None
+
+
+def test_a_dask_cluster_runs_the_submissions(tmp_path):
+    from distributed import LocalCluster
+
+    course = copy_course(tmp_path / "course", cell_timeout=10)
+    inbox = course / "inbox"
+    inbox.mkdir()
+    shutil.copytree(SAMPLES / "alice", inbox / "alice")
+    shutil.copy(SAMPLES / "carol.ipynb", inbox)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+        result = run(["course", "grade", "ex01", inbox, "--scheduler", cluster.scheduler_address], cwd=course)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {s: r["score"] for s, r in results(course).items()} == {"alice": 10, "carol": 6}
+
+
+def test_without_bubblewrap_the_weaker_fallback_grades_and_says_so(tmp_path):
+    course = copy_course(tmp_path / "course", cell_timeout=10)
+    inbox = course / "inbox"
+    inbox.mkdir()
+    shutil.copy(SAMPLES / "Copy of ex01 (bob).ipynb", inbox)
+    shutil.copytree(SAMPLES / "alice", inbox / "alice")
+    result = run(["course", "grade", "ex01", inbox, "--sandbox", "none"], cwd=course)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: grading without bubblewrap" in result.stderr
+    assert {s: r["score"] for s, r in results(course).items()} == {"alice": 10, "bob": 3}
