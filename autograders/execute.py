@@ -105,6 +105,12 @@ def _sandbox(isolated: bool | None, warm: bool, threads: int) -> Sandbox:
     return sandbox
 
 
+def _start_sandbox(isolated: bool | None, warm: bool, threads: int) -> None:
+    sandbox = _sandbox(isolated, warm, threads)
+    if sandbox.process is None:
+        sandbox._start()
+
+
 def execute(job: Job, isolated: bool | None = None, warm: bool = True, threads: int = 1) -> Outcome:
     """Run one job in this thread's sandbox (the function a Dask worker runs too)."""
     return _sandbox(isolated, warm, threads).run(job)
@@ -126,6 +132,9 @@ class Pool:
         self.isolated, self.warm = isolated, warm
         self.owned = executor is None
         self.executor = executor or ThreadPoolExecutor(self.workers, thread_name_prefix="grading")
+        if self.owned:  # start the sandboxes now, while the grader prepares the submissions
+            for _ in range(self.workers):
+                self.executor.submit(_start_sandbox, isolated, warm, self.threads)
 
     def submit(self, job: Job) -> Future:
         return self.executor.submit(execute, job, self.isolated, self.warm, self.threads)

@@ -112,6 +112,14 @@ def ensure_released(root: Path, exercise: str, api=None) -> None:
     generate_release(root, exercise, api)
 
 
+def prepare_data(source: Path) -> None:
+    """Fetch and unpack the data an exercise loads, here: sandboxes see the data root read-only."""
+    if "load_mnist" in source.read_text():
+        from utils.data import download_mnist
+
+        download_mnist()  # without network and files, the notebook and the grader both use the offline sample
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -147,8 +155,20 @@ def grade(
     from autograders import execute
 
     source = source_notebook(root, exercise)
+    pool = execute.Pool(workers, executor=executor, isolated=isolated, warm=warm)  # sandboxes boot meanwhile
+    try:
+        return _grade(root, exercise, source, submissions, pool, progress, resume)
+    finally:
+        pool.close()
+
+
+def _grade(root, exercise, source, submissions, pool, progress, resume) -> list[Result]:
+    import utils.grading  # noqa: F401  (torch, for the grader's own checks: imported while the sandboxes boot)
+    from autograders import execute
+
     api = nbgrader_api(root)
     ensure_released(root, exercise, api)
+    prepare_data(source)
     limits = execute.limits_from(api.config)
     results = work_folder(root) / "results" / exercise
     graded_results: list[Result] = []
@@ -174,22 +194,18 @@ def grade(
                 problem = f"nbgrader could not read its cells: {type(error).__name__}: {error}"
         if problem is not None:
             record(_not_graded(root, exercise, student, problem, str(path), digest))
-    pool = execute.Pool(workers, executor=executor, isolated=isolated, warm=warm)
-    try:
-        futures = {pool.submit(prepared.job(limits)): student for student, (_, _, prepared) in pending.items()}
-        for future in as_completed(futures):
-            student = futures[future]
-            path, digest, prepared = pending[student]
-            try:
-                outcome = future.result()
-            except Exception as error:  # the executor itself failed (a lost Dask worker, say)
-                record(_not_graded(root, exercise, student, f"the grading worker failed: {error}", str(path), digest))
-                continue
-            result = execute.judge(api, source, exercise, prepared, outcome, limits)
-            result.submitted, result.sha256 = str(path), digest
-            record(result)
-    finally:
-        pool.close()
+    futures = {pool.submit(prepared.job(limits)): student for student, (_, _, prepared) in pending.items()}
+    for future in as_completed(futures):
+        student = futures[future]
+        path, digest, prepared = pending[student]
+        try:
+            outcome = future.result()
+        except Exception as error:  # the executor itself failed (a lost Dask worker, say)
+            record(_not_graded(root, exercise, student, f"the grading worker failed: {error}", str(path), digest))
+            continue
+        result = execute.judge(api, source, exercise, prepared, outcome, limits)
+        result.submitted, result.sha256 = str(path), digest
+        record(result)
     return sorted(graded_results, key=lambda r: r.student)
 
 

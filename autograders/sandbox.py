@@ -415,6 +415,12 @@ def _warm_up():
     import utils.checks  # noqa: F401
     import utils.grading  # noqa: F401
 
+    for optional in ("torchvision", "tqdm.auto", "utils.data", "utils.training"):  # what some exercises import
+        try:
+            __import__(optional)
+        except ImportError:
+            pass
+
     config = Config()
     config.HistoryManager.enabled = False
     return InteractiveShell.instance(config=config)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.checks import as_tensor, assert_grads_match, assert_values_match, forbid_autograd
+from utils.checks import as_tensor, assert_accuracy, assert_grads_match, assert_values_match, forbid_autograd
 
 
 @pytest.fixture
@@ -186,3 +186,64 @@ def test_forbid_autograd_allows_plain_arithmetic_and_restores_autograd():
 
 def test_numpy_input_is_accepted_and_compared():
     fails_with(np.array([2.0, 4.0]), torch.tensor([1.0, 2.0]), "exactly 2x")
+
+
+def test_swapped_zero_one_labels_are_named():
+    fails_with(torch.tensor([1.0, 0.0, 1.0]), torch.tensor([0.0, 1.0, 0.0]), "classes are swapped", check=assert_values_match)
+
+
+@pytest.fixture
+def labels():
+    return torch.randint(0, 2, (200,), generator=torch.Generator().manual_seed(0))
+
+
+def accuracy_fails_with(predictions, labels, *phrases, at_least=90):
+    return fails_with(predictions, labels, *phrases, check=lambda p, y, name: assert_accuracy(p, y, at_least, name), name="y_hat")
+
+
+def test_accuracy_passes_silently(labels, capfd):
+    y_hat = labels.clone()
+    y_hat[:10] = 1 - y_hat[:10]  # 95% right
+    assert_accuracy(y_hat, labels, 95)
+    assert_accuracy(y_hat.bool(), labels, 90)
+    assert_accuracy(y_hat.float(), labels, 90)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_accuracy_below_the_bar_reports_it(labels):
+    y_hat = labels.clone()
+    y_hat[:40] = 1 - y_hat[:40]  # 80% right
+    accuracy_fails_with(y_hat, labels, "accuracy 80.00% (160 of 200 right), below the required 90%", "learned something")
+
+
+def test_accuracy_swapped_classes(labels):
+    accuracy_fails_with(1 - labels, labels, "accuracy 0.00%", "classes are swapped")
+
+
+def test_accuracy_one_label_everywhere(labels):
+    accuracy_fails_with(torch.zeros_like(labels), labels, "predicts 0 for every example", "optimizer.step()")
+
+
+def test_accuracy_at_chance(labels):
+    guess = torch.randint(0, 2, (200,), generator=torch.Generator().manual_seed(1))
+    accuracy_fails_with(guess, labels, "about what guessing gives", "zero_grad(), backward() and step()")
+
+
+def test_accuracy_wrong_shapes(labels):
+    accuracy_fails_with(labels[:, None], labels, "shape (200, 1)", "drop the extra dimension")
+    accuracy_fails_with(torch.randn(200, 2), labels, "shape (200, 2)", "argmax(dim=1)")
+    accuracy_fails_with(labels[:100], labels, "shape (100,)", "one label per example")
+
+
+def test_accuracy_scores_instead_of_labels(labels):
+    accuracy_fails_with(torch.sigmoid(torch.randn(200)), labels, "should hold class labels", "probability > 0.5")
+
+
+def test_accuracy_labels_that_do_not_exist(labels):
+    accuracy_fails_with(2 * labels - 1, labels, "never occur among the true ones ([-1])")
+
+
+def test_accuracy_none_and_objects_are_refused(labels):
+    accuracy_fails_with(None, labels, "is None")
+    accuracy_fails_with("0101", labels, "should be a tensor")

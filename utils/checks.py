@@ -83,6 +83,8 @@ def _likely_cause(actual: torch.Tensor, expected: torch.Tensor, kind: str, atol:
             "every entry is 0: was the gradient zeroed after backward(), or did the input pass "
             "through detach() or torch.no_grad() on its way to the output?"
         )
+    if ((expected == 0) | (expected == 1)).all() and (expected == 1).any() and torch.equal(actual, 1 - expected):
+        return "every 0 came out as 1 and every 1 as 0: the two classes are swapped (check which one is labelled 1)."
     if actual.ndim == 2 and actual.shape[0] == actual.shape[1] and torch.allclose(actual, expected.T):
         return "it equals the transpose of the expected value: check the order of a matrix product (X.T @ g, not g.T @ X)."
     k = _constant_ratio(actual, expected, atol)
@@ -179,6 +181,66 @@ def assert_grads_match(
 ) -> None:
     """Assert that the gradient `actual` for tensor `name` matches `expected`, naming the likely mistake."""
     _compare(actual, expected, name, "gradient", rtol, atol)
+
+
+def assert_accuracy(predictions: object, labels: object, at_least: float, name: str = "predictions") -> None:
+    """Assert that class `predictions` (one label per example) equal `labels` on at least `at_least` percent of them."""
+    if predictions is None:
+        raise AssertionError(f"`{name}` is None: did the function forget to return its predictions?")
+    y = as_tensor(labels, "labels").reshape(-1).to("cpu", torch.int64)
+    y_hat = as_tensor(predictions, name).to("cpu")
+    n = len(y)
+    if tuple(y_hat.shape) != (n,):
+        if y_hat.ndim == 2 and y_hat.shape[0] == n and y_hat.shape[1] > 1:
+            hint = "a row of scores per example: turn each row into one label (argmax(dim=1))."
+        elif y_hat.numel() == n:
+            hint = "the right number of labels in the wrong shape: drop the extra dimension (e.g. logits.squeeze(1))."
+        else:
+            hint = "one label per example is expected; check which examples were predicted."
+        raise AssertionError(f"`{name}` has shape {tuple(y_hat.shape)}, but shape ({n},) was expected: {hint}")
+    if y_hat.is_floating_point():
+        odd = ~torch.isfinite(y_hat) | (y_hat != y_hat.round())
+        if odd.any():
+            raise AssertionError(
+                f"`{name}` should hold class labels (whole numbers such as 0 and 1), but it holds values such as "
+                f"{_fmt(y_hat[odd][0].item())}: scores or probabilities? Turn them into labels first "
+                f"(logit > 0, probability > 0.5, or argmax)."
+            )
+    y_hat = y_hat.to(torch.int64)
+    classes, counts = y.unique(return_counts=True)
+    strays = sorted(set(y_hat.unique().tolist()) - set(classes.tolist()))
+    if strays:
+        raise AssertionError(
+            f"`{name}` holds labels that never occur among the true ones ({strays[:5]}); the labels are {classes.tolist()[:10]}."
+        )
+    correct = y_hat == y
+    accuracy = 100 * correct.double().mean().item()
+    if accuracy >= at_least:
+        return
+    majority = 100 * counts.max().item() / n
+    if len(classes) == 2 and 100 - accuracy >= at_least:
+        cause = "the two classes are swapped: it is wrong almost exactly where it should be right. Check which class is labelled 1, in the training targets and in the predictions."
+    elif len(y_hat.unique()) == 1:
+        cause = (
+            f"it predicts {y_hat[0].item()} for every example: the model learned nothing useful "
+            f"(is optimizer.step() called after backward()?), or the threshold that turns scores into labels is off."
+        )
+    elif accuracy <= majority + 5:
+        cause = (
+            f"that is about what guessing gives ({majority:.0f}% for always the most common label): the model looks "
+            f"untrained. Does the training loop call zero_grad(), backward() and step() for every batch, and do the "
+            f"predictions come from the trained model, in eval mode?"
+        )
+    else:
+        cause = (
+            "it has learned something, but not enough. Are the gradients zeroed before each backward()? "
+            "(Otherwise they pile up across batches.) Then try more epochs, another learning rate, normalized "
+            "inputs or more hidden units."
+        )
+    raise AssertionError(
+        f"`{name}`: accuracy {accuracy:.2f}% ({int(correct.sum())} of {n} right), below the required {at_least:g}%.\n"
+        f"  likely cause: {cause}"
+    )
 
 
 @contextmanager
