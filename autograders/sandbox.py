@@ -154,7 +154,7 @@ class Sandbox:
             "NBGRADER_EXECUTION": "autograde",
             "COURSE_DATA_ROOT": str(self.data_root),
         }
-        worker = [sys.executable, "-m", "autograders.sandbox"]
+        worker = [sys.executable, "-m", "autograders.sandbox"] + ([] if self.warm else ["--cold"])
         if self.isolated:
             command, cwd = bwrap_command(self.data_root) + worker, None
             env.update(HOME="/tmp/home", TMPDIR="/tmp")
@@ -402,24 +402,25 @@ def _run_job(job: dict, shell, scratch: Path, isolated: bool) -> dict:
     return reply
 
 
-def _warm_up():
-    """Import what every exercise imports, once, before any fork; and make the shell children start from."""
-    import matplotlib
+def _warm_up(cold: bool = False):
+    """Import what exercises import, once, before any fork; and make the shell children start from.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    A cold worker serves one submission only, so it imports just torch (every exercise needs it, and
+    the memory cap is measured above it) and leaves the rest to the notebook.
+    """
     import torch  # noqa: F401
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
-    import utils.checks  # noqa: F401
-    import utils.grading  # noqa: F401
+    if not cold:
+        import matplotlib
 
-    for optional in ("torchvision", "tqdm.auto", "utils.data", "utils.training"):  # what some exercises import
-        try:
-            __import__(optional)
-        except ImportError:
-            pass
+        matplotlib.use("Agg")
+        for module in ("matplotlib.pyplot", "utils.checks", "utils.grading", "torchvision", "tqdm.auto", "utils.data", "utils.training"):
+            try:
+                __import__(module)
+            except ImportError:
+                pass
 
     config = Config()
     config.HistoryManager.enabled = False
@@ -429,11 +430,12 @@ def _warm_up():
 def main(argv: list[str]) -> int:
     scratch = Path(argv[argv.index("--scratch") + 1]) if "--scratch" in argv else Path("/sandbox")
     isolated = "--scratch" not in argv
+    cold = "--cold" in argv
     messages_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed by libraries must not corrupt the message stream
     messages_in = os.fdopen(0, "rb")
     Path(os.environ.get("HOME", "/tmp")).mkdir(parents=True, exist_ok=True)
-    shell = _warm_up()
+    shell = _warm_up(cold)
     try:  # the submission's child must not read the worker's memory (it holds later test cells)
         import ctypes
 

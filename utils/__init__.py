@@ -1,1 +1,1 @@
-"""Helpers that the course notebooks import: graphs, gradient checks, devices, settings."""
+"""Helpers that the course notebooks import: graphs, gradient checks, grading, data, training, plots, memory, devices, settings."""
