@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def cmd_grade(root: Path, exercise: str, folder: Path, workers: int | None = Non
         print("WARNING: grading without bubblewrap: each submission runs in its own temporary folder with time, "
               "memory and output limits, but it can read and write whatever your user can (the gradebook too) "
               "and use the network. Install bubblewrap (apt-get install bubblewrap) for isolation.", file=sys.stderr)
+    def stop(signum, frame):  # a batch job's `kill` (SIGTERM) stops like Ctrl-C: what is recorded stays
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     executor = client = None
     if scheduler:
         from distributed import Client

@@ -95,7 +95,9 @@ def test_an_interrupted_batch_resumes_where_it_stopped(tmp_path):
     inbox = shutil.copytree(SAMPLES, course / "inbox")
     folder = course / "coursework" / "results" / "ex01"
     batch = subprocess.Popen([BIN / "course", "grade", "ex01", "inbox", "--workers", "1"], cwd=course,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             # as at a terminal: a CI job started in the background inherits SIGINT ignored
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not (folder.is_dir() and any(folder.glob("*.json"))) and time.monotonic() < deadline:
         time.sleep(0.2)
