@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from utils.training import accuracy, batches, count_correct, evaluate, fit, predict, predictions, train_epoch
+from utils.training import accuracy, batches, count_correct, evaluate, fit, percent_correct, predict, predictions, train_epoch
 
 
 def separable(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +45,13 @@ def test_predict_binary_and_multiclass():
     assert predict(torch.tensor([-1.0, 2.0])).tolist() == [0, 1]
     assert predict(torch.tensor([[0.1, 0.7, 0.2], [3.0, 1.0, 2.0]])).tolist() == [1, 0]
     assert int(count_correct(torch.tensor([[2.0], [-2.0]]), torch.tensor([[1.0], [1.0]]))) == 1
+
+
+def test_percent_correct_counts_labels_exactly():
+    assert percent_correct(torch.tensor([1, 0, 1, 1]), torch.tensor([1, 0, 0, 1])) == 75.0
+    assert percent_correct(torch.tensor([[1], [0]]), torch.tensor([0.0, 1.0])) == 0.0  # shapes and dtypes need not agree
+    with pytest.raises(ValueError, match="pair up"):
+        percent_correct(torch.zeros(3), torch.zeros(4))
 
 
 def test_accuracy_counts_exactly():

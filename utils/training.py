@@ -82,9 +82,17 @@ def predictions(model: nn.Module, X: torch.Tensor, batch_size: int = 2000) -> to
     return torch.cat([predict(model(X[start : start + batch_size])) for start in range(0, len(X), batch_size)])
 
 
+def percent_correct(predicted: torch.Tensor, y: torch.Tensor) -> float:
+    """The share of `predicted` labels that equal the labels `y`, in percent."""
+    predicted, y = predicted.reshape(-1), y.reshape(-1)
+    if len(predicted) != len(y):
+        raise ValueError(f"{len(predicted)} predictions for {len(y)} labels: they must pair up one to one.")
+    return 100 * float((predicted.long() == y.long()).double().mean())
+
+
 def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
-    """Accuracy of `model` on (X, y) in percent."""
-    return 100 * float((predictions(model, X, batch_size) == y.reshape(-1).long()).float().mean())
+    """Accuracy of `model` on (X, y) in percent (its predicted labels, in eval mode)."""
+    return percent_correct(predictions(model, X, batch_size), y)
 
 
 def fit(
