@@ -1,37 +1,56 @@
-"""`course`: the instructor's pipeline — release, grade, feedback, export — and a demo of all of it."""
+"""`course`: the instructor's pipeline (release, grade, review, feedback, export) and a demo of all of it."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
-from autograders.course import (
-    CourseError,
-    exercises,
-    find_root,
-    generate_release,
-    gradebook_url,
-    nbgrader_api,
-    quiet,
-    run_nbgrader,
-    work_folder,
-)
+from autograders.course import Course, CourseError, quiet
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
-def cmd_release(root: Path, names: list[str], check: bool) -> int:
+def _pool(args: argparse.Namespace | None = None):
+    """The sandboxes for this command, booted once and shared by every exercise it grades."""
+    from autograders.pool import Pool
+
+    sandbox = getattr(args, "sandbox", "auto")
+    isolated = {"auto": None, "bwrap": True, "none": False}[sandbox]
+    if isolated:
+        from autograders.sandbox import bwrap_available
+
+        if not bwrap_available():
+            raise CourseError("--sandbox bwrap: bubblewrap is missing or does not work here (apt-get install bubblewrap)")
+    executor = client = None
+    if getattr(args, "scheduler", None):
+        from distributed import Client
+
+        client = Client(args.scheduler)
+        executor = client.get_executor()
+    pool = Pool(getattr(args, "workers", None), isolated=isolated, warm=not getattr(args, "cold", False),
+                executor=executor, client=client)
+    if not pool.isolated:
+        print("WARNING: grading without bubblewrap: each submission runs in its own temporary folder with time, "
+              "memory and output limits, but it can read and write whatever your user can (the gradebook too) "
+              "and use the network; feedback shows only the grader's verdicts. Install bubblewrap "
+              "(apt-get install bubblewrap) for isolation.", file=sys.stderr)
+    return pool
+
+
+def cmd_release(course: Course, names: list[str], check: bool, pool) -> int:
     from autograders.release import verify
 
     failed = 0
-    for exercise in names or exercises(root):
+    for exercise in names or course.exercise_names():
         if not check:
-            generate_release(root, exercise)
+            course.generate_release(exercise)
         print(f"{exercise}: checking the release (solution gets full marks, blank gets 0, no hidden tests)...", flush=True)
-        problems = verify(root, exercise)
+        problems = verify(course, exercise, pool)
         if problems:
             failed += 1
             print(f"{exercise}: release NOT ok")
@@ -43,46 +62,31 @@ def cmd_release(root: Path, names: list[str], check: bool) -> int:
     return 1 if failed else 0
 
 
-def cmd_grade(root: Path, exercise: str, folder: Path, workers: int | None = None, resume: bool = False,
-              scheduler: str | None = None, sandbox: str = "auto", warm: bool = True) -> int:
+def cmd_grade(course: Course, exercise: str, folder: Path, pool, resume: bool = False) -> int:
     from tqdm import tqdm
 
     from autograders.collect import collect
-    from autograders.grade import format_table, grade
-    from autograders.sandbox import bwrap_available
+    from autograders.pipeline import grade
+    from autograders.results import format_table
 
     collection = collect(folder, exercise)
     if not collection.submissions:
         print(f"no notebooks found for {exercise} under {folder}")
-    isolated = {"auto": None, "bwrap": True, "none": False}[sandbox]
-    if isolated is None:
-        isolated = bwrap_available()
-    if not isolated:
-        print("WARNING: grading without bubblewrap: each submission runs in its own temporary folder with time, "
-              "memory and output limits, but it can read and write whatever your user can (the gradebook too) "
-              "and use the network. Install bubblewrap (apt-get install bubblewrap) for isolation.", file=sys.stderr)
-    def stop(signum, frame):  # a batch job's `kill` (SIGTERM) stops like Ctrl-C: what is recorded stays
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    executor = client = None
-    if scheduler:
-        from distributed import Client
-
-        client = Client(scheduler)
-        executor = client.get_executor()
+    stop = threading.Event()  # Ctrl-C, or a batch job's `kill` (SIGTERM): the batch ends between two results
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, lambda *_: stop.set())
     try:
         with tqdm(total=len(collection.submissions), desc=f"grading {exercise}", unit="student", file=sys.stderr) as bar:
-            results = grade(root, exercise, collection.submissions, progress=lambda r: bar.update(), workers=workers,
-                            executor=executor, resume=resume, isolated=isolated, warm=warm)
+            results = grade(course, exercise, collection.submissions, pool, progress=lambda r: bar.update(),
+                            resume=resume, stop=stop)
     except KeyboardInterrupt:
-        done = len(list((work_folder(root) / "results" / exercise).glob("*.json")))
-        print(f"\ninterrupted: the grades recorded so far are kept ({done} in {work_folder(root).name}/results/{exercise}/); "
-              f"run the same command with --resume to grade the rest.", file=sys.stderr)
+        done = len(list(course.results_folder(exercise).glob("*.json")))
+        print(f"\ninterrupted: the grades recorded so far are kept ({done} in "
+              f"{course.relative(course.results_folder(exercise))}/); run the same command with --resume to grade the rest.",
+              file=sys.stderr)
         return 130
-    finally:
-        if client is not None:
-            client.close()
     print(format_table(results, width=shutil.get_terminal_size((120, 20)).columns))
     if results:
         mean = sum(r.score for r in results) / len(results)
@@ -91,87 +95,133 @@ def cmd_grade(root: Path, exercise: str, folder: Path, workers: int | None = Non
         kept = sum(r.resumed for r in results)
         if kept:
             print(f"{kept} already graded and unchanged: kept (--resume)")
-        failures = [r for r in results if not r.cells]
+        failures = [r for r in results if not r.ran]
         if failures:
             print(f"{len(failures)} could not be run at all: " + ", ".join(f"{r.student} ({r.reason})" for r in failures))
+        flagged = [r for r in results if r.pending_review]
+        if flagged:
+            print(f"{len(flagged)} need review: " + ", ".join(r.student for r in flagged)
+                  + f" (see `course review {exercise} STUDENT`)")
     for problem in collection.problems:
         print(f"note: {problem}")
-    print(f"Full reasons per student: {(work_folder(root) / 'results' / exercise).relative_to(root)}/")
+    print(f"Full reasons per student: {course.relative(course.results_folder(exercise))}/")
     return 0
 
 
-def cmd_feedback(root: Path, exercise: str) -> int:
-    with quiet():
-        result = nbgrader_api(root).generate_feedback(exercise, force=True)
-    run_nbgrader(result, f"generate feedback for {exercise}")
-    folder = work_folder(root) / "feedback"
-    pages = sorted(folder.glob(f"*/{exercise}/*.html"))
-    print(f"{exercise}: feedback for {len(pages)} students in {folder.relative_to(root)}/<student>/{exercise}/")
+def cmd_review(course: Course, exercise: str, student: str, decision: str | None, flag_ids: list[str], pool) -> int:
+    from autograders import record, results
+    from autograders.pipeline import grade
+
+    result = results.read(course.results_folder(exercise) / f"{student}.json")
+    if result is None:
+        raise CourseError(f"{student} has no result for {exercise}: grade the class first (course grade {exercise} FOLDER).")
+    if decision is None:
+        if not result.flags:
+            print(f"{student}, {exercise}: nothing to review ({result.score:g}/{result.max_score:g}).")
+        for flag in result.flags:
+            print(f"{flag.id}  [{flag.decision}]  {flag.cell} line {flag.line}: {flag.why}\n    {flag.code}")
+        return 0
+    unknown = sorted(set(flag_ids) - {f.id for f in result.flags})
+    if unknown:
+        raise CourseError(f"{student} has no flag {', '.join(unknown)} in {exercise} (see `course review {exercise} {student}`).")
+    if not result.flags:
+        raise CourseError(f"{student}'s {exercise} has no flag to decide on.")
+    record.decide(course, exercise, student, flag_ids or [f.id for f in result.flags], decision)
+    submitted = Path(result.submitted)
+    if not submitted.is_file():
+        raise CourseError(f"the decision is recorded, but {submitted} is gone: grade {student} again to apply it.")
+    (regraded,) = grade(course, exercise, {student: submitted}, pool)
+    print(f"{student}, {exercise}: {decision}; now {regraded.score:g}/{regraded.max_score:g} ({regraded.reason})")
     return 0
 
 
-def cmd_export(root: Path, to: Path | None) -> int:
-    from nbgrader.api import Gradebook
+def cmd_feedback(course: Course, exercise: str) -> int:
+    from autograders.feedback import generate
+
+    pages = generate(course, exercise)
+    print(f"{exercise}: feedback for {len(pages)} students in {course.relative(course.feedback_folder())}/<student>/{exercise}/")
+    return 0
+
+
+def cmd_export(course: Course, to: Path | None) -> int:
     from nbgrader.plugins import CsvExportPlugin
 
-    destination = to or work_folder(root) / "grades.csv"
+    destination = to or course.work / "grades.csv"
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with quiet(), Gradebook(gradebook_url(root)) as gradebook:
+    with quiet(), course.gradebook() as gradebook:
         CsvExportPlugin(to=str(destination)).export(gradebook)
     rows = len(destination.read_text().splitlines()) - 1
-    shown = destination.relative_to(root) if destination.is_relative_to(root) else destination
-    print(f"grades of {rows} student-exercise pairs written to {shown}")
+    print(f"grades of {rows} student-exercise pairs written to {course.relative(destination)}")
     return 0
 
 
-def cmd_demo(root: Path) -> int:
-    status = cmd_release(root, [], check=False)
-    for exercise in exercises(root):
+def cmd_demo(course: Course, pool) -> int:
+    status = cmd_release(course, [], check=False, pool=pool)
+    for exercise in course.exercise_names():
         samples = SAMPLES / exercise
         if samples.is_dir():
             print(f"\n== {exercise}: grading the sample submissions in {samples.relative_to(SAMPLES.parent.parent)}/")
-            cmd_grade(root, exercise, samples)
-            cmd_feedback(root, exercise)
-    cmd_export(root, None)
+            cmd_grade(course, exercise, samples, pool)
+            cmd_feedback(course, exercise)
+    cmd_export(course, None)
     return status
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    release = commands.add_parser("release", help="generate exercises/<ex>/ from solutions/<ex>/ and prove it right")
+
+    def sandboxed(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("--workers", type=int, help="submissions run in parallel (default: one per CPU core)")
+        command.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
+                             help="isolation: bubblewrap where it works (auto), required (bwrap), or the weaker fallback (none)")
+        command.add_argument("--cold", action="store_true", help="a fresh worker per submission instead of warm workers")
+        return command
+
+    release = sandboxed(commands.add_parser("release", help="generate exercises/<ex>/ from solutions/<ex>/ and prove it right"))
     release.add_argument("exercise", nargs="*", help="exercises to release (default: all)")
     release.add_argument("--check", action="store_true", help="verify the committed release without regenerating it")
-    grade = commands.add_parser("grade", help="autograde a folder of student notebooks")
+    grade = sandboxed(commands.add_parser("grade", help="autograde a folder of student notebooks"))
     grade.add_argument("exercise")
     grade.add_argument("folder", type=Path, help="the notebooks as the learning platform hands them out")
-    grade.add_argument("--workers", type=int, help="submissions run in parallel (default: one per CPU core)")
     grade.add_argument("--resume", action="store_true", help="skip students whose unchanged submission is already graded")
     grade.add_argument("--scheduler", metavar="ADDRESS", help="run the submissions on a Dask cluster (tcp://host:8786)")
-    grade.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
-                       help="isolation: bubblewrap where it works (auto), required (bwrap), or the weaker fallback (none)")
-    grade.add_argument("--cold", action="store_true", help="a fresh worker per submission instead of warm workers")
+    review = sandboxed(commands.add_parser("review", help="list a student's review flags, or accept or reject them"))
+    review.add_argument("exercise")
+    review.add_argument("student")
+    review.add_argument("flag", nargs="*", help="the flags to decide on (default: all of the student's)")
+    decision = review.add_mutually_exclusive_group()
+    decision.add_argument("--accept", dest="decision", action="store_const", const="accepted",
+                          help="the flagged code is fine: the score stands")
+    decision.add_argument("--reject", dest="decision", action="store_const", const="rejected",
+                          help="the flagged code breaks the exercise's rules: its guarded test cells score 0")
+    decision.add_argument("--undecide", dest="decision", action="store_const", const="pending", help="withdraw a decision")
     feedback = commands.add_parser("feedback", help="write an HTML feedback page per graded student")
     feedback.add_argument("exercise")
     export = commands.add_parser("export", help="write every grade to a CSV file")
     export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv)")
-    commands.add_parser("demo", help="release every exercise, grade its sample submissions, write feedback and grades.csv")
+    sandboxed(commands.add_parser("demo", help="release every exercise, grade its sample submissions, write feedback and grades.csv"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        root = find_root()
-        if args.command == "release":
-            return cmd_release(root, args.exercise, args.check)
-        if args.command == "grade":
-            return cmd_grade(root, args.exercise, args.folder, args.workers, args.resume, args.scheduler, args.sandbox, not args.cold)
+        course = Course.find()
         if args.command == "feedback":
-            return cmd_feedback(root, args.exercise)
+            return cmd_feedback(course, args.exercise)
         if args.command == "export":
-            return cmd_export(root, args.to)
-        return cmd_demo(root)
+            return cmd_export(course, args.to)
+        if args.command == "grade" and not args.folder.is_dir():
+            raise FileNotFoundError(f"no folder of submissions at {args.folder}")
+        with contextlib.closing(_pool(args)) as pool:
+            if args.command == "release":
+                return cmd_release(course, args.exercise, args.check, pool)
+            if args.command == "grade":
+                return cmd_grade(course, args.exercise, args.folder, pool, args.resume)
+            if args.command == "review":
+                return cmd_review(course, args.exercise, args.student, args.decision, args.flag, pool)
+            return cmd_demo(course, pool)
     except (CourseError, FileNotFoundError) as error:
         print(f"course: {error}", file=sys.stderr)
         return 2

@@ -1,61 +1,222 @@
-"""Find the course on disk and talk to nbgrader about it."""
+"""The course on disk, read once: its nbgrader settings, and each exercise's source notebook.
+
+Every stage of the grader receives a `Course` (nbgrader_config.py executed once) and an `Exercise`
+(its source notebook parsed once: test cells in order, their points, hidden tests and rules), so no
+stage reads the configuration or the source notebook again.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
 import re
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+
 CONFIG_FILE = "nbgrader_config.py"
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS\n?", re.DOTALL)
+RULES_KEY = "course"  # cell metadata: {"course": {"rules": [...]}} on a test cell declares what guards its points
 
 
 class CourseError(Exception):
     """A problem the instructor can fix; the CLI prints its message without a traceback."""
 
 
-def find_root(start: Path | None = None) -> Path:
-    """The course root: the nearest folder, from `start` (default: the working directory) up, with nbgrader_config.py."""
-    start = (start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / CONFIG_FILE).is_file() and (folder / "solutions").is_dir():
-            return folder
-    raise CourseError(f"no course found: run `course` inside the course repository (the folder with {CONFIG_FILE}).")
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use in the sandbox."""
+
+    cell_seconds: float = 30
+    memory_bytes: int = 4 << 30  # on top of what the worker already maps (torch alone maps a lot)
+    output_chars: int = 100_000  # per cell, all streams together
+    answer_bytes: int = 50 << 20  # the recorded answers of one test cell
 
 
-def exercises(root: Path) -> list[str]:
-    """Every exercise that has a source folder in solutions/, in order."""
-    return sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+@dataclass(frozen=True)
+class TestCell:
+    """One graded cell of an exercise, as its source notebook defines it."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    grade_id: str
+    points: float
+    hidden: str  # the code of its hidden tests ("" when it has none)
+    rules: tuple[dict, ...] = ()  # declared in the cell's metadata: what its points forbid
+
+    @property
+    def records_answers(self) -> bool:
+        """True when its hidden tests hand their answers to the grader (utils.grading.graded)."""
+        return "graded(" in self.hidden
 
 
-def source_notebook(root: Path, exercise: str) -> Path:
-    """The exercise's one source notebook (solutions/<exercise>/<name>.ipynb)."""
-    folder = root / "solutions" / exercise
-    notebooks = sorted(p for p in folder.glob("*.ipynb")) if folder.is_dir() else []
-    if len(notebooks) != 1:
-        known = ", ".join(exercises(root)) or "none"
-        if not notebooks:
-            raise CourseError(f"no exercise {exercise!r}: solutions/{exercise}/ holds no notebook (exercises: {known}).")
-        raise CourseError(f"solutions/{exercise}/ holds {len(notebooks)} notebooks; this course expects one per exercise.")
-    return notebooks[0]
+@dataclass
+class Exercise:
+    """An exercise's source notebook, parsed once: its test cells in order, hidden tests and rules."""
+
+    name: str
+    source: Path
+    notebook: nbformat.NotebookNode
+    tests: list[TestCell] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, name: str, source: Path) -> Exercise:
+        notebook = nbformat.read(source, as_version=4)
+        tests = []
+        for cell in notebook.cells:
+            meta = cell.get("metadata", {})
+            nbgrader = meta.get("nbgrader", {})
+            if nbgrader.get("grade"):
+                hidden = "\n".join(HIDDEN.findall(cell.source))
+                rules = tuple(meta.get(RULES_KEY, {}).get("rules", ()))
+                tests.append(TestCell(nbgrader["grade_id"], float(nbgrader.get("points", 0)), hidden, rules))
+        return cls(name, source, notebook, tests)
+
+    @property
+    def order(self) -> list[str]:
+        return [t.grade_id for t in self.tests]
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.points for t in self.tests)
+
+    @property
+    def notebook_id(self) -> str:
+        return self.source.stem
+
+    def test(self, grade_id: str) -> TestCell | None:
+        return next((t for t in self.tests if t.grade_id == grade_id), None)
+
+    @functools.cached_property
+    def compiled_hidden(self) -> dict[str, object]:
+        """grade_id -> the compiled code of its hidden tests, for the grader's own re-check."""
+        return {t.grade_id: compile(t.hidden, f"<hidden tests of {t.grade_id}>", "exec") for t in self.tests if t.records_answers}
 
 
-def nbgrader_api(root: Path):
-    """An NbGraderAPI for the course at `root`, configured by its nbgrader_config.py."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
+class Course:
+    """A course folder: nbgrader_config.py read once, and its exercises read once each."""
 
-    use_this_environment()
-    config = load_config(root)
-    coursedir = CourseDirectory(config=config)
-    # nbgrader logs every step at INFO; the course command prints its own summary instead.
-    logging.getLogger("traitlets").setLevel(logging.WARNING)
-    with quiet():
-        return NbGraderAPI(coursedir=coursedir, config=config)
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        if not (self.root / CONFIG_FILE).is_file():
+            raise CourseError(f"no course at {self.root}: it has no {CONFIG_FILE}.")
+        self.config = load_config(self.root)
+        directories = self.config.CourseDirectory
+        self.db_url: str = directories.get("db_url") or f"sqlite:///{self.root / 'gradebook.db'}"
+        self.work = self.root / Path(directories.get("submitted_directory", "submitted")).parent
+        timeout = self.config.Execute.get("timeout")
+        self.limits = Limits(cell_seconds=float(timeout)) if timeout else Limits()
+        self._exercises: dict[str, Exercise] = {}
+        self._api = None
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Course:
+        """The course in `start` (default: the working directory) or the nearest folder above it."""
+        start = (start or Path.cwd()).resolve()
+        for folder in (start, *start.parents):
+            if (folder / CONFIG_FILE).is_file() and (folder / "solutions").is_dir():
+                return cls(folder)
+        raise CourseError(f"no course found: run `course` inside the course repository (the folder with {CONFIG_FILE}).")
+
+    def exercise_names(self) -> list[str]:
+        """Every exercise that has a source folder in solutions/, in order."""
+        folder = self.root / "solutions"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))) if folder.is_dir() else []
+
+    def exercise(self, name: str) -> Exercise:
+        """The exercise `name`, its source notebook (solutions/<name>/<notebook>.ipynb) read on first use."""
+        if name not in self._exercises:
+            folder = self.root / "solutions" / name
+            notebooks = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+            if len(notebooks) != 1:
+                known = ", ".join(self.exercise_names()) or "none"
+                if not notebooks:
+                    raise CourseError(f"no exercise {name!r}: solutions/{name}/ holds no notebook (exercises: {known}).")
+                raise CourseError(f"solutions/{name}/ holds {len(notebooks)} notebooks; this course expects one per exercise.")
+            self._exercises[name] = Exercise.read(name, notebooks[0])
+        return self._exercises[name]
+
+    def forget(self, name: str) -> None:
+        """Read the exercise's source notebook again at next use (after it was edited)."""
+        self._exercises.pop(name, None)
+
+    # ---- where things are
+
+    def release_folder(self, exercise: str) -> Path:
+        return self.root / "exercises" / exercise
+
+    def results_folder(self, exercise: str) -> Path:
+        """One JSON file per student: score, reasons, flags (written as soon as each is known)."""
+        return self.work / "results" / exercise
+
+    def autograded_notebook(self, student: str, exercise: Exercise) -> Path:
+        directories = self.config.CourseDirectory
+        folder = self.root / directories.get("autograded_directory", "autograded") / student / exercise.name
+        return folder / f"{exercise.notebook_id}.ipynb"
+
+    def feedback_folder(self) -> Path:
+        return self.root / self.config.CourseDirectory.get("feedback_directory", "feedback")
+
+    def relative(self, path: Path) -> Path:
+        """`path` relative to the course root where it lies inside it (for messages)."""
+        path = Path(path)
+        return path.relative_to(self.root) if path.is_relative_to(self.root) else path
+
+    # ---- nbgrader
+
+    def api(self):
+        """nbgrader's API for this course (created once)."""
+        if self._api is None:
+            from nbgrader.apps import NbGraderAPI
+            from nbgrader.coursedir import CourseDirectory
+
+            use_this_environment()
+            self.work.mkdir(parents=True, exist_ok=True)  # sqlite cannot create the gradebook in a missing folder
+            logging.getLogger("traitlets").setLevel(logging.WARNING)  # nbgrader logs every step at INFO
+            with quiet():
+                self._api = NbGraderAPI(coursedir=CourseDirectory(config=self.config), config=self.config)
+        return self._api
+
+    def gradebook(self):
+        """nbgrader's gradebook of this course, as a context manager."""
+        from nbgrader.api import Gradebook
+
+        use_this_environment()  # a new gradebook is made by running `alembic` from this environment
+        self.work.mkdir(parents=True, exist_ok=True)
+        return Gradebook(self.db_url)
+
+    def generate_release(self, exercise: str) -> Path:
+        """Run nbgrader generate_assignment for `exercise`; return the release folder."""
+        self.exercise(exercise)  # a clear error for an unknown exercise
+        with quiet():
+            result = self.api().generate_assignment(exercise, force=True, create=True)
+        run_nbgrader(result, f"generate the release of {exercise}")
+        return self.release_folder(exercise)
+
+    def ensure_released(self, exercise: str) -> None:
+        """Make sure the gradebook knows the exercise's test cells (nbgrader learns them at generation)."""
+        from nbgrader.api import MissingEntry
+
+        with self.gradebook() as gradebook:
+            try:
+                gradebook.find_assignment(exercise)
+                return
+            except MissingEntry:
+                pass
+        self.generate_release(exercise)
+
+
+def load_config(root: Path):
+    """The course's nbgrader_config.py, as nbgrader itself reads it."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
 
 
 @contextlib.contextmanager
@@ -97,29 +258,3 @@ def use_this_environment() -> None:
     scripts = os.path.dirname(sys.executable)
     if scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
-
-
-def load_config(root: Path):
-    """The course's nbgrader_config.py, as nbgrader itself reads it."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    return PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
-
-
-def gradebook_url(root: Path) -> str:
-    """The gradebook's database URL, as nbgrader_config.py sets it."""
-    return load_config(root).CourseDirectory.get("db_url") or f"sqlite:///{os.path.join(root, 'gradebook.db')}"
-
-
-def work_folder(root: Path) -> Path:
-    """The folder that holds submissions, grades and feedback (coursework/ in this course)."""
-    return root / Path(load_config(root).CourseDirectory.get("submitted_directory", "submitted")).parent
-
-
-def generate_release(root: Path, exercise: str, api=None) -> Path:
-    """Run nbgrader generate_assignment for `exercise` in the course at `root`; return the release folder."""
-    source_notebook(root, exercise)  # a clear error for an unknown exercise
-    with quiet():
-        result = (api or nbgrader_api(root)).generate_assignment(exercise, force=True, create=True)
-    run_nbgrader(result, f"generate the release of {exercise}")
-    return root / "exercises" / exercise

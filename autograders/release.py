@@ -4,7 +4,8 @@ The proof, in a throw-away copy of the course so the real gradebook is never tou
 1. exercises/<ex>/ is byte for byte what nbgrader generates from solutions/<ex>/;
 2. the solution autogrades to full marks, and the blank release to 0 on every test cell;
 3. no line of a hidden test (or of a solution) appears anywhere under exercises/<ex>/;
-4. every hidden test hands its answers to the grader (utils.grading.graded), which re-checks them.
+4. every hidden test hands its answers to the grader (utils.grading.graded), which re-checks them;
+5. every rule a test cell declares is one the rules check knows, and the solution breaks none.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import nbformat
 
-from autograders.course import CONFIG_FILE, generate_release, source_notebook
-from autograders.grade import grade
+from autograders.course import CONFIG_FILE, Course, Exercise
+from autograders.pipeline import grade
+from autograders.pool import Pool
+from autograders.rules import KNOWN_RULES
 
 _BLOCK = re.compile(r"### BEGIN (HIDDEN TESTS|SOLUTION)\n(.*?)### END \1", re.DOTALL)
 
@@ -67,41 +70,50 @@ def leaks(source: Path, release: Path) -> list[str]:
     return found
 
 
-def verify(root: Path, exercise: str) -> list[str]:
+def verify(course: Course, exercise: str, pool: Pool) -> list[str]:
     """Check the committed release of `exercise`; return what is wrong (empty when all is right)."""
-    source = source_notebook(root, exercise)
-    release = root / "exercises" / exercise
-    problems = leaks(source, release) if release.is_dir() else []
+    source = course.exercise(exercise)
+    release = course.release_folder(exercise)
+    problems = leaks(source.source, release) if release.is_dir() else []
     with tempfile.TemporaryDirectory(prefix=f"course-release-{exercise}-") as tmp:
-        copy = Path(tmp)
-        shutil.copy(root / CONFIG_FILE, copy / CONFIG_FILE)
-        shutil.copytree(source.parent, copy / "solutions" / exercise)
-        fresh = generate_release(copy, exercise)
+        shutil.copy(course.root / CONFIG_FILE, Path(tmp) / CONFIG_FILE)
+        shutil.copytree(source.source.parent, Path(tmp) / "solutions" / exercise)
+        scratch = Course(Path(tmp))
+        fresh = scratch.generate_release(exercise)
         problems += [f"exercises/{exercise}/{d}" for d in _differences(fresh, release)]
         if problems and not release.is_dir():
             problems = [f"exercises/{exercise}/ is missing: run `course release {exercise}`"]
-        results = {r.student: r for r in grade(copy, exercise, {"solution": source, "blank": fresh / source.name})}
-    for cell, (score, full) in results["solution"].cells.items():
-        if score != full:
-            problems.append(f"the solution scores {score:g}/{full:g} on {cell}: {results['solution'].reason}")
-    for cell, (score, full) in results["blank"].cells.items():
-        if score != 0:
-            problems.append(f"the blank release scores {score:g}/{full:g} on {cell}: a test that passes unanswered")
-    if not results["solution"].cells:
+        graded = grade(scratch, exercise, {"solution": source.source, "blank": fresh / source.source.name}, pool)
+        results = {r.student: r for r in graded}
+    for cell, verdict in results["solution"].cells.items():
+        if verdict.score != verdict.max_score:
+            problems.append(f"the solution scores {verdict.score:g}/{verdict.max_score:g} on {cell}: {verdict.reason}")
+    for cell, verdict in results["blank"].cells.items():
+        if verdict.score != 0:
+            problems.append(f"the blank release scores {verdict.score:g}/{verdict.max_score:g} on {cell}: a test that passes unanswered")
+    if not results["solution"].ran:
         problems.append(f"the solution could not be graded: {results['solution'].reason}")
-    problems += _unchecked_hidden_tests(source)
+    for flag in results["solution"].flags:
+        problems.append(f"the solution needs review: {flag.cell} line {flag.line}: {flag.why}")
+    problems += unchecked_hidden_tests(source)
+    problems += unknown_rules(source)
     return problems
 
 
-def _unchecked_hidden_tests(source: Path) -> list[str]:
+def unchecked_hidden_tests(exercise: Exercise) -> list[str]:
     """Test cells whose hidden tests do not hand their answers to the grader (utils.grading.graded)."""
-    from autograders.trusted import HIDDEN, hidden_tests
+    return [f"the hidden tests of {t.grade_id} run only in the student's kernel: "
+            "end them with utils.grading.graded(...) so the grader checks the answers in its own process"
+            for t in exercise.tests if t.hidden and not t.records_answers]
 
-    checked = hidden_tests(source)
+
+def unknown_rules(exercise: Exercise) -> list[str]:
+    """Rules declared in the metadata that the rules check does not know, or that name no code."""
     found = []
-    for cell in nbformat.read(source, as_version=4).cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if HIDDEN.search(cell.source) and grade_id not in checked:
-            found.append(f"the hidden tests of {grade_id} run only in the student's kernel: "
-                         "end them with utils.grading.graded(...) so the grader checks the answers in its own process")
+    for test in exercise.tests:
+        for rule in test.rules:
+            if rule.get("rule") not in KNOWN_RULES:
+                found.append(f"{test.grade_id} declares an unknown rule {rule.get('rule')!r} (known: {', '.join(KNOWN_RULES)})")
+            elif not rule.get("in"):
+                found.append(f"{test.grade_id} declares {rule['rule']} without naming the code it is for (\"in\": [...])")
     return found

@@ -1,9 +1,13 @@
 """Check a submission's recorded answers again, in the grader's own process, with the hidden tests' `check`.
 
 The student's code never runs here: each hidden test block of the source notebook is executed in a
-fresh namespace while `utils.grading.graded` replays the answers the sandbox recorded instead of
-calling `answers()`. Patched comparisons, always-equal objects or a rewritten test in the
-student's kernel cannot reach this check.
+fresh namespace while `utils.grading.graded` replays the recorded answers instead of calling
+`answers()`. Patched comparisons, always-equal objects or a rewritten test in the student's kernel
+cannot reach this check.
+
+The answers are the student's data: they are loaded as tensors only (`weights_only`), and refused
+unless they are tensors, numbers and lists of them of a modest shape, so that a message about them
+(a shape, a value) cannot carry more than a few numbers back to the student.
 """
 
 from __future__ import annotations
@@ -11,48 +15,95 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import tempfile
 import warnings
-from pathlib import Path
+from dataclasses import dataclass
 
-import nbformat
+import torch
 
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)
+from autograders.course import Exercise
+from utils.grading import BUILTIN_ERRORS, RAISED
 
-
-def hidden_tests(source: Path) -> dict[str, str]:
-    """grade_id -> the code of its hidden tests, for every test cell that hands answers to the grader."""
-    found = {}
-    for cell in nbformat.read(source, as_version=4).cells:
-        nbgrader = cell.get("metadata", {}).get("nbgrader", {})
-        blocks = HIDDEN.findall(cell.source)
-        if nbgrader.get("grade") and blocks and any("graded(" in block for block in blocks):
-            found[nbgrader["grade_id"]] = "\n".join(blocks)
-    return found
+MESSAGE_CHARS = 1500
+MAX_DIMS = 8
+_KEY = re.compile(r"^[\w.()\[\]' -]{1,64}$")
+MALFORMED = "the recorded answers are not tensors or numbers of a usual shape, so they could not be checked"
+NOT_TENSORS = ("an answer should be a tensor (or a number), but it is an object of another kind: "
+               "return tensors, as the task asks")
 
 
-def recheck(source: Path, answers: dict[str, bytes]) -> dict[str, str | None]:
-    """grade_id -> None where the recorded answers pass the hidden test here, else the reason."""
-    from utils.grading import replaying
+@dataclass(frozen=True)
+class Check:
+    """The grader's own verdict on one test cell's recorded answers."""
 
-    verdicts: dict[str, str | None] = {}
-    tests = hidden_tests(source)
-    if not tests:
-        return verdicts
-    with tempfile.TemporaryDirectory(prefix="course-answers-") as folder:
-        for name, data in answers.items():
-            if name in tests:  # only the cells the source knows: nothing else is written
-                (Path(folder) / f"{name}.pt").write_bytes(data)
-        for grade_id, code in tests.items():
-            namespace = {"__name__": f"hidden_test_{grade_id}"}
-            try:
-                with replaying(folder), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                    warnings.simplefilter("ignore")
-                    exec(compile(code, f"<hidden tests of {grade_id}>", "exec"), namespace)
-            except AssertionError as error:
-                verdicts[grade_id] = str(error) or "a hidden test failed"
-            except Exception as error:  # unreadable or malformed answers
-                verdicts[grade_id] = f"{type(error).__name__}: {error}"
-            else:
-                verdicts[grade_id] = None
+    passed: bool
+    message: str = ""
+    raised: str | None = None  # the kind of exception the student's code raised, when that is what happened
+
+
+def _sane(value: object, depth: int = 0) -> bool:
+    """True for what a hidden test hands over: plain tensors, numbers, None, and lists or dicts of them."""
+    if depth > 12:
+        return False
+    if value is None or type(value) in (bool, int, float):
+        return True
+    if type(value) is torch.Tensor:
+        if value.ndim > MAX_DIMS or (value.numel() == 0 and value.ndim > 2):
+            return False
+        return not value.is_complex() or value.numel() < 1_000_000
+    if type(value) in (list, tuple):
+        return len(value) <= 100_000 and all(_sane(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _KEY.match(k) and _sane(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def load_answers(data: bytes) -> object:
+    """The answers one test cell recorded, or ValueError if they are not what a hidden test records."""
+    try:
+        value = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as error:
+        raise ValueError(MALFORMED) from error
+    if type(value) is dict and set(value) == {RAISED}:  # the student's code raised: only the kind came back
+        if value[RAISED] not in BUILTIN_ERRORS and value[RAISED] != "Exception":
+            raise ValueError(MALFORMED)
+        return value
+    if not _sane(value):
+        raise ValueError(MALFORMED)
+    return value
+
+
+def _short(message: str) -> str:
+    message = message.strip() or "a hidden test failed"
+    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + " [...]"
+
+
+def recheck(exercise: Exercise, answers: dict[str, bytes]) -> dict[str, Check]:
+    """grade_id -> the grader's verdict, for every test cell that recorded answers (the others are absent)."""
+    from utils.grading import REFUSED, AnswersRaised, replaying
+
+    verdicts: dict[str, Check] = {}
+    for grade_id, code in exercise.compiled_hidden.items():
+        if grade_id not in answers:
+            continue
+        try:
+            loaded = {grade_id: load_answers(answers[grade_id])}
+        except ValueError as error:
+            verdicts[grade_id] = Check(False, str(error))
+            continue
+        if type(loaded[grade_id]) is dict and loaded[grade_id].get(REFUSED) is True:
+            verdicts[grade_id] = Check(False, NOT_TENSORS)
+            continue
+        namespace = {"__name__": f"hidden_test_{grade_id}"}
+        try:
+            with replaying(loaded), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                exec(code, namespace)
+        except AnswersRaised as error:  # the hint the hidden test gives for it, if any
+            verdicts[grade_id] = Check(False, _short(error.hint) if error.hint else "", raised=error.kind)
+        except AssertionError as error:
+            verdicts[grade_id] = Check(False, _short(str(error)))
+        except Exception as error:  # answers of the wrong kind for this test (a list where a tensor was due, say)
+            verdicts[grade_id] = Check(False, _short(f"{type(error).__name__}: {error}"))
+        else:
+            verdicts[grade_id] = Check(True)
     return verdicts

@@ -91,6 +91,23 @@ import utils.grading
 utils.grading.graded = lambda cell, answers, check: None
 """
 
+# The guard in the kernel disarmed, then both backward passes computed by autograd: the grader reads the code.
+DISARM_AND_USE_AUTOGRAD = """
+import contextlib
+import utils.checks
+utils.checks.forbid_autograd = contextlib.nullcontext
+
+
+def neuron_backward(X, w, b, grad_a):
+    leaves = [t.clone().requires_grad_() for t in (X, w, b)]
+    return torch.autograd.grad((torch.relu(leaves[0] @ leaves[1] + leaves[2]) * grad_a).sum(), leaves)
+
+
+def shared_backward(x, w, grad_a):
+    x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
+    return torch.autograd.grad((((w * x) ** 2 + (w * x) ** 3) * grad_a).sum(), (x, w))
+"""
+
 
 @dataclass
 class Case:
@@ -113,7 +130,7 @@ CASES = [
     Case("tampers_with_files", lambda: _insert(_sample("alice"), "test_neuron_forward", TAMPER_FILES),
          10, "all tests passed"),
     Case("patches_comparisons", lambda: _insert(_sample("Copy of ex01 (bob)"), "test_neuron_forward", PATCH_COMPARISONS),
-         3, "exactly 2x"),
+         3, "no tampering with the course's guards"),
     Case("always_equal_objects", lambda: _insert(_sample("alice"), "test_neuron_forward", ALWAYS_EQUAL),
          6, "should be a tensor"),  # neuron_backward's objects; the shared cell below redefines its own
     Case("edits_test_cells", lambda: _blank_tests(_sample("Copy of ex01 (bob)")), 3, "exactly 2x"),
@@ -126,6 +143,8 @@ CASES = [
          6, "autograd"),
     Case("skips_recording", lambda: _insert(_insert(_sample("Copy of ex01 (bob)"), "test_neuron_forward", PATCH_COMPARISONS),
                                             "test_neuron_forward", SKIP_RECORDING), 0, "recorded no answers"),
+    Case("disarms_the_guard_and_uses_autograd", lambda: _insert(_sample("alice"), "test_neuron_forward", DISARM_AND_USE_AUTOGRAD),
+         3, "rule broken (no autograd in neuron_backward)"),
 ]
 
 

@@ -1,5 +1,11 @@
-"""Shared fixtures: a throw-away copy of the course, so tests never touch the real coursework/."""
+"""Shared fixtures: a throw-away copy of the course (tests never touch the real coursework/), one pool of warm
+grading sandboxes for the whole session, and the markers that let `make test-fast` leave the slow parts out.
 
+Markers (pyproject.toml): `lecture` (every lecture under nbval: added here to each notebook item) and
+`pipeline` (tests that grade in sandboxes or run the `course` command).
+"""
+
+import json
 import os
 import shutil
 import subprocess
@@ -46,6 +52,54 @@ def course_copy(tmp_path):
     return copy_course(tmp_path / "course")
 
 
+@pytest.fixture(scope="session")
+def pool():
+    """Warm grading sandboxes, booted once and shared by every test that grades in this process."""
+    from autograders.pool import Pool
+
+    with Pool() as shared:
+        yield shared
+
+
+EX01_SAMPLES = ROOT / "autograders" / "samples" / "ex01"
+
+
+@pytest.fixture(scope="session")
+def ex01_class(tmp_path_factory):
+    """Exercise 01's sample class, graded once per session with `course grade`, as an instructor types it.
+
+    Beside the samples: a broken file (mallory), a correct answer whose last test cell was deleted (grace),
+    and a notebook with nobody's name on it. Returns the course folder and what the command printed.
+    """
+    import nbformat
+
+    course = copy_course(tmp_path_factory.mktemp("ex01-class") / "course", cell_timeout=10)
+    inbox = shutil.copytree(EX01_SAMPLES, course / "inbox")
+    (inbox / "mallory.ipynb").write_text('{"cells": [ this is not JSON')
+    shutil.copy(EX01_SAMPLES / "frank.ipynb", inbox / "ex01.ipynb")  # nobody's name on it
+    notebook = nbformat.read(EX01_SAMPLES / "alice" / "ex01.ipynb", as_version=4)
+    notebook.cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_shared_backward"]
+    nbformat.write(notebook, inbox / "grace.ipynb")
+    result = run(["course", "grade", "ex01", "inbox"], cwd=course)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return course, result.stdout
+
+
+def results_of(course: Path, exercise: str = "ex01") -> dict:
+    """The results JSON of every graded student, as dicts."""
+    folder = course / "coursework" / "results" / exercise
+    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+
+
+def grade_in_process(course_root: Path, exercise: str, folder: Path, pool, **options):
+    """Grade a folder of submissions with the course's own pipeline, in this process, on the shared pool."""
+    from autograders.collect import collect
+    from autograders.course import Course
+    from autograders.pipeline import grade
+
+    return {r.student: r for r in grade(Course(course_root), exercise, collect(folder, exercise).submissions, pool, **options)}
+
+
 # ---- MNIST for the lectures: seed the data root from CI's shared copy, skip lecture 06 without it ----
 # Runs at import, so the nbval kernels (which read the same COURSE_DATA_ROOT) find full MNIST and
 # torchvision only unpacks it. Where the shared copy is absent, nothing happens: torchvision downloads.
@@ -66,7 +120,11 @@ if SHARED_MNIST.is_dir():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip lecture 06's cells when full MNIST can be neither found nor downloaded (an offline fresh machine)."""
+    """Mark every lecture cell `lecture`; skip lecture 06's cells when full MNIST can be neither found nor
+    downloaded (an offline fresh machine)."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.lecture)
     lecture = [item for item in items if item.path.name == MNIST_LECTURE]
     if not lecture:
         return

@@ -3,11 +3,14 @@
 import shutil
 
 import nbformat
+import pytest
 
-from autograders.release import _differences, leaks, secret_lines, verify
+from autograders.course import Course
+from autograders.release import _differences, leaks, secret_lines, unknown_rules, verify
 from conftest import ROOT, run
 
 
+@pytest.mark.pipeline
 def test_every_committed_release_passes_the_checks():
     result = run(["course", "release", "--check"], cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -47,7 +50,8 @@ def test_a_hand_edited_release_is_reported(tmp_path):
     ]
 
 
-def test_a_broken_solution_and_a_test_that_passes_blank_are_reported(course_copy):
+@pytest.mark.pipeline
+def test_a_broken_solution_and_a_test_that_passes_blank_are_reported(course_copy, pool):
     source = course_copy / "solutions" / "ex01" / "ex01.ipynb"
     nb = nbformat.read(source, as_version=4)
     shared = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "shared")
@@ -58,13 +62,25 @@ def test_a_broken_solution_and_a_test_that_passes_blank_are_reported(course_copy
     nb.cells.append(free)
     nbformat.write(nb, source)
     shutil.rmtree(course_copy / "exercises" / "ex01")
-    run(["course", "release", "ex01"], cwd=course_copy)  # regenerate, so only the two planted faults remain
-    problems = "\n".join(verify(course_copy, "ex01"))
+    course = Course(course_copy)
+    course.generate_release("ex01")  # regenerate, so only the two planted faults remain
+    problems = "\n".join(verify(course, "ex01", pool))
     assert "the solution scores 0/3 on test_shared_backward" in problems
     assert "exactly 2x" in problems
     assert "the blank release scores 1/1 on test_free_point" in problems
 
 
+def test_a_rule_the_grader_does_not_know_is_reported(course_copy):
+    source = course_copy / "solutions" / "ex01" / "ex01.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_neuron_backward")
+    test.metadata["course"] = {"rules": [{"rule": "no-numpy", "in": ["neuron_backward"]}, {"rule": "no-autograd"}]}
+    nbformat.write(nb, source)
+    found = "\n".join(unknown_rules(Course(course_copy).exercise("ex01")))
+    assert "unknown rule 'no-numpy'" in found and "without naming the code" in found
+
+
+@pytest.mark.pipeline
 def test_release_of_an_unknown_exercise_says_which_exist(course_copy):
     result = run(["course", "release", "ex99"], cwd=course_copy)
     assert result.returncode == 2

@@ -1,0 +1,132 @@
+"""What grading one submission gives: the result type that the judge builds and every reader uses.
+
+Kept apart from the stages that make it (as otter keeps its GradingResults apart from its runners),
+so the judge, the recorder, the CLI, the release check and the tests all import it from here.
+A result is written to coursework/results/<exercise>/<student>.json as soon as it is known.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import textwrap
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class CellResult:
+    """One test cell: the points it got, and why it lost any (in the grader's own words)."""
+
+    score: float
+    max_score: float
+    reason: str = ""  # one line, empty when the cell passed
+    codes: list[str] = field(default_factory=list)  # diagnoses the checks named (stable codes)
+    detail: str = ""  # the whole message, for the feedback page (the reason is its first line and likely cause)
+
+
+@dataclass
+class Flag:
+    """Code the rules check cannot judge alone ("needs review"): the instructor accepts or rejects it."""
+
+    id: str  # stable for the same line of the same submission: what a decision refers to
+    cell: str  # where: the cell's grade_id, or "cell N"
+    line: int
+    code: str  # the student's own line
+    why: str
+    decision: str = "pending"  # "pending", "accepted" or "rejected" (course review)
+
+
+@dataclass
+class Result:
+    """One student's grade for one exercise: the total, each test cell, a reason a person can read."""
+
+    student: str
+    score: float
+    max_score: float
+    reason: str
+    cells: dict[str, CellResult] = field(default_factory=dict)  # grade_id -> its result, in notebook order
+    flags: list[Flag] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the grader repaired or noticed on the way
+    submitted: str = ""
+    sha256: str = ""  # of the submitted file: --resume skips a student whose file is unchanged
+    seconds: float = 0.0  # in the sandbox
+    resumed: bool = False  # kept from an earlier batch (--resume), not graded again
+
+    @property
+    def ran(self) -> bool:
+        """False when the notebook could not be run at all (unreadable, say)."""
+        return bool(self.cells)
+
+    @property
+    def pending_review(self) -> list[Flag]:
+        return [f for f in self.flags if f.decision == "pending"]
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("resumed")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Result:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["cells"] = {k: CellResult(**v) for k, v in data.get("cells", {}).items()}
+        data["flags"] = [Flag(**f) for f in data.get("flags", [])]
+        return cls(**data)
+
+
+def one_line(message: str) -> str:
+    """A message's first line, plus its 'likely cause' line where the course's checks gave one."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    cause = next((line for line in lines[1:] if line.startswith("likely cause:")), None)
+    return f"{lines[0]} ({cause})" if cause else lines[0]
+
+
+def summarize(cells: dict[str, CellResult], notes: list[str], flags: list[Flag]) -> tuple[float, float, str]:
+    """Total score, maximum, and the one-line reason: every cell that lost points, then notes and open flags."""
+    reasons = [f"{grade_id}: {cell.reason}" for grade_id, cell in cells.items() if cell.score < cell.max_score]
+    reason = "; ".join(reasons) if reasons else "all tests passed"
+    pending = [f for f in flags if f.decision == "pending"]
+    extra = list(notes)
+    if pending:
+        more = f" and {len(pending) - 1} more" if len(pending) > 1 else ""
+        extra.append(f"needs review: {pending[0].cell} line {pending[0].line}: {pending[0].why}{more}")
+    if extra:
+        reason += "; " + "; ".join(extra)
+    return sum(c.score for c in cells.values()), sum(c.max_score for c in cells.values()), reason
+
+
+def write(path: Path, result: Result) -> None:
+    """Write the result atomically: a reader never sees half a file, a crash never leaves one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as f:
+        json.dump(result.to_json(), f, indent=1)
+    os.replace(temporary, path)
+
+
+def read(path: Path) -> Result | None:
+    """The result stored at `path`, or None if there is none (or it cannot be read)."""
+    try:
+        return Result.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def format_table(results: list[Result], width: int = 100) -> str:
+    """A plain-text table: student, score, and every reason, wrapped to fit `width`."""
+    if not results:
+        return "(no submissions)"
+    name_width = max(7, *(len(r.student) for r in results))
+    lines = [f"{'student':<{name_width}}  {'score':>9}  reason", f"{'-' * name_width}  {'-' * 9}  {'-' * 6}"]
+    indent = " " * (name_width + 13)
+    for r in results:
+        first = f"{r.student:<{name_width}}  {r.score:>4g}/{r.max_score:<4g}  "
+        for i, reason in enumerate(r.reason.split("; ")):
+            lead = first if i == 0 else indent
+            lines.append(textwrap.fill(reason, max(width, 60), initial_indent=lead, subsequent_indent=indent + "  "))
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""No hidden test reaches a student, on any exercise, whatever the submission does to carry it out.
+
+Each exercise gets a spy (tests/attacks.py): its correct sample plus cells that walk the process's memory
+and frames, listen to IPython's events, trace calls and read linecache, then print what they find plainly,
+in base64, reversed and in hex, raise it inside exceptions, display it, capture stdout early to print it
+late, and write it to a file for a later cell. The spy does see the hidden tests (shown on ex01, from the
+sandbox's raw outputs); none of it may appear, plainly or decoded, in any feedback page, in the results
+JSON or in the grade table.
+"""
+
+import shutil
+
+import nbformat
+import pytest
+
+from attacks import leaked, spy_notebook
+from autograders import feedback
+from autograders.course import Course
+from autograders.pipeline import job_of
+from autograders.prepare import prepare
+from autograders.release import secret_lines
+from autograders.results import format_table
+from conftest import ROOT, copy_course, grade_in_process
+
+pytestmark = pytest.mark.pipeline
+EXERCISES = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+
+
+PUBLIC = "\n".join(p.read_text() for p in sorted((ROOT / "utils").glob("*.py")))  # every student can read these
+
+
+def hidden_lines(exercise: str) -> list[str]:
+    """The lines of the exercise's hidden tests that are its own: not shown by the release or the course's
+    helpers, and long enough not to be a commonplace any library holds ("return model")."""
+    source = ROOT / "solutions" / exercise / f"{exercise}.ipynb"
+    return [line for line, kind in secret_lines(source).items() if kind == "hidden test" and line not in PUBLIC and len(line) >= 24]
+
+
+@pytest.fixture(scope="module")
+def spied(tmp_path_factory, pool):
+    """Every exercise's spy and correct sample graded, and their feedback written; the tables printed."""
+    course = copy_course(tmp_path_factory.mktemp("spied") / "course")
+    tables = {}
+    for exercise in EXERCISES:
+        inbox = course / "inbox" / exercise
+        (inbox / "spy").mkdir(parents=True)
+        nbformat.write(spy_notebook(exercise), inbox / "spy" / f"{exercise}.ipynb")
+        shutil.copytree(ROOT / "autograders" / "samples" / exercise / "alice", inbox / "alice")
+        results = grade_in_process(course, exercise, inbox, pool)
+        tables[exercise] = format_table(list(results.values()), width=200)
+        feedback.generate(Course(course), exercise)
+    return course, tables
+
+
+def test_the_spies_do_see_the_hidden_tests(tmp_path, pool):
+    """Without the grader's filter the spy would leak: its raw outputs in the sandbox hold hidden lines."""
+    course = Course(copy_course(tmp_path / "course"))
+    course.ensure_released("ex01")
+    path = tmp_path / "spy.ipynb"
+    nbformat.write(spy_notebook("ex01"), path)
+    prepared = prepare(course, course.exercise("ex01"), "spy", path)
+    outcome = pool.submit(job_of(course, prepared)).result()
+    raw = "\n".join(str(o) for step in outcome.outputs if step for o in step)
+    assert len(leaked(hidden_lines("ex01"), raw)) > 10
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_no_hidden_test_line_reaches_feedback_results_or_table(spied, exercise):
+    course, tables = spied
+    secrets = hidden_lines(exercise)
+    assert len(secrets) >= 20
+    pages = sorted((course / "coursework" / "feedback").glob(f"*/{exercise}/*"))
+    assert {p.parts[-3] for p in pages} == {"spy", "alice"}
+    files = pages + sorted((course / "coursework" / "results" / exercise).glob("*.json"))
+    for path in files:
+        assert leaked(secrets, path.read_text()) == [], path
+    assert leaked(secrets, tables[exercise]) == []
+    spy = next(p for p in pages if p.parts[-3] == "spy").read_text()
+    assert "Output after the first hidden test is not shown" in spy
