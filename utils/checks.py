@@ -2,7 +2,7 @@
 
 Visible tests (in a student's notebook) and hidden tests (in the autograder) both call these.
 Everything is compared in float64 on the CPU. On success nothing is printed, to stdout or stderr:
-nbgrader scores a test cell that writes to stderr as 0.
+stock `nbgrader autograde` scores a test cell that writes to stderr as 0 (`course grade` does not).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _shape_hint(actual: torch.Tensor, expected: torch.Tensor) -> str:
 
 def _compare(actual: object, expected: object, name: str, kind: str, rtol: float | None, atol: float | None) -> None:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a warning on stderr would cost the student the cell
+        warnings.simplefilter("ignore")  # under stock nbgrader, a warning on stderr would cost the student the cell
         expected_t = as_tensor(expected, "expected")
         if actual is None:
             if kind == "gradient":
