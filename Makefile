@@ -3,13 +3,16 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lab release clean
+.PHONY: demo test test-fast lab release clean
 
 demo: $(VENV)/.installed  ## release every exercise, grade the sample submissions, write feedback and grades.csv
 	$(BIN)/course demo
 
 test: $(VENV)/.installed  ## the whole test suite: utils, release checks, grading pipeline, lectures (nbval)
 	$(BIN)/pytest
+
+test-fast: $(VENV)/.installed  ## everyday: every test but the lectures and the sandboxed grading (a minute or so)
+	$(BIN)/pytest -m "not pipeline and not lecture"
 
 lab: $(VENV)/.installed  ## open JupyterLab on the course
 	$(BIN)/jupyter lab

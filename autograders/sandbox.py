@@ -85,6 +85,14 @@ def _code_roots() -> list[Path]:
     return sorted(roots)
 
 
+def _package_parents() -> list[str]:
+    """Where the course's packages are imported from (a checkout, or site-packages): the worker's PYTHONPATH."""
+    import autograders
+    import utils
+
+    return sorted({str(Path(m.__file__).resolve().parent.parent) for m in (utils, autograders)})
+
+
 def bwrap_command(data_root: Path | None) -> list[str]:
     """Bubblewrap: a fresh root with only the system, Python and course code (read-only), no network."""
     command = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session", "--cap-drop", "ALL"]
@@ -153,6 +161,8 @@ class Sandbox:
             "MPLBACKEND": "Agg",
             "NBGRADER_EXECUTION": "autograde",
             "COURSE_DATA_ROOT": str(settings.data_root),
+            # the packages this grader imports, not whatever an installer's path hooks would find
+            "PYTHONPATH": os.pathsep.join(_package_parents()),
         }
         worker = [sys.executable, "-m", WORKER] + ([] if settings.warm else ["--cold"])
         if settings.isolated:
@@ -162,7 +172,6 @@ class Sandbox:
             self.scratch = tempfile.TemporaryDirectory(prefix="course-sandbox-")
             command, cwd = worker + ["--scratch", self.scratch.name], self.scratch.name
             env.update(HOME=self.scratch.name, TMPDIR=self.scratch.name)
-            env["PYTHONPATH"] = os.pathsep.join(str(p) for p in _code_roots())
         self.process = subprocess.Popen(
             command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )

@@ -1,6 +1,7 @@
 """Lecture 06 on a machine without network and without MNIST: it runs top to bottom on the offline sample."""
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import ROOT
@@ -9,6 +10,7 @@ LECTURE = ROOT / "lectures" / "06_mnist_gpu.ipynb"
 NO_NETWORK = "http://127.0.0.1:9"  # urllib sends every download through this proxy: the discard port refuses at once
 
 
+@pytest.mark.lecture
 def test_lecture06_runs_on_the_offline_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_ROOT", str(tmp_path / "empty data root"))  # the kernel inherits the environment
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
