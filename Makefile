@@ -2,6 +2,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
+JOBS   ?= 2  # test processes: the lectures and the grading tests overlap (each one waits on kernels and sandboxes)
 
 .PHONY: demo test test-fast lab release clean
 
@@ -9,7 +10,7 @@ demo: $(VENV)/.installed  ## release every exercise, grade the sample submission
 	$(BIN)/course demo
 
 test: $(VENV)/.installed  ## the whole test suite: utils, release checks, grading pipeline, lectures (nbval)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(JOBS) --dist loadfile
 
 test-fast: $(VENV)/.installed  ## everyday: every test but the lectures and the sandboxed grading (a minute or so)
 	$(BIN)/pytest -m "not pipeline and not lecture"

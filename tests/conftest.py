@@ -5,6 +5,8 @@ Markers (pyproject.toml): `lecture` (every lecture under nbval: added here to ea
 `pipeline` (tests that grade in sandboxes or run the `course` command).
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # accuracies) can change in the last digit with another thread count. Kernels inherit this.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 BIN = Path(sys.executable).parent  # the environment's console commands: course, nbgrader
+TIMEOUT = 5  # seconds per cell in the copies that grade ex01's endless loops: every honest ex01 cell takes well under 1 s
 
 
 def copy_course(target: Path, cell_timeout: int | None = None) -> Path:
@@ -73,7 +76,7 @@ def ex01_class(tmp_path_factory):
     """
     import nbformat
 
-    course = copy_course(tmp_path_factory.mktemp("ex01-class") / "course", cell_timeout=10)
+    course = copy_course(tmp_path_factory.mktemp("ex01-class") / "course", cell_timeout=TIMEOUT)
     inbox = shutil.copytree(EX01_SAMPLES, course / "inbox")
     (inbox / "mallory.ipynb").write_text('{"cells": [ this is not JSON')
     shutil.copy(EX01_SAMPLES / "frank.ipynb", inbox / "ex01.ipynb")  # nobody's name on it
@@ -108,29 +111,45 @@ from utils.settings import DATA_ROOT  # noqa: E402
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 MNIST_LECTURE = "06_mnist_gpu.ipynb"
 
+
+@contextlib.contextmanager
+def data_root_lock():
+    """One test process at a time seeds and unpacks MNIST (pytest-xdist runs several)."""
+    DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(DATA_ROOT / ".course-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 if SHARED_MNIST.is_dir():
     from torchvision.datasets import MNIST
     from torchvision.datasets.utils import check_integrity
 
     _raw = DATA_ROOT / "MNIST" / "raw"
-    for _name, _md5 in MNIST.resources:
-        if not check_integrity(str(_raw / _name), _md5) and check_integrity(str(SHARED_MNIST / _name), _md5):
-            _raw.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(SHARED_MNIST / _name, _raw / _name)  # copyfile: the copy stays writable
+    with data_root_lock():
+        for _name, _md5 in MNIST.resources:
+            if not check_integrity(str(_raw / _name), _md5) and check_integrity(str(SHARED_MNIST / _name), _md5):
+                _raw.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(SHARED_MNIST / _name, _raw / _name)  # copyfile: the copy stays writable
+
+
+def pytest_itemcollected(item):
+    """Mark every lecture cell `lecture` (with pytest-xdist's --dist loadfile, a notebook's cells run in
+    order in one process, as do the tests of one file: all that read ex01's class are in test_pipeline.py)."""
+    if item.path.suffix == ".ipynb":
+        item.add_marker(pytest.mark.lecture)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every lecture cell `lecture`; skip lecture 06's cells when full MNIST can be neither found nor
-    downloaded (an offline fresh machine)."""
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.lecture)
+    """Skip lecture 06's cells when full MNIST can be neither found nor downloaded (an offline fresh machine)."""
     lecture = [item for item in items if item.path.name == MNIST_LECTURE]
     if not lecture:
         return
     from utils.data import download_mnist
 
-    if download_mnist(DATA_ROOT):
+    with data_root_lock():
+        found = download_mnist(DATA_ROOT)
+    if found:
         return
     skip = pytest.mark.skip(
         reason=f"full MNIST is not in {DATA_ROOT / 'MNIST' / 'raw'} and could not be downloaded; its stored "

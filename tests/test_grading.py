@@ -15,9 +15,8 @@ import pytest
 from nbgrader.api import Gradebook
 
 from adversarial import write_corpus
-from autograders.pool import Pool
 from autograders.sandbox import bwrap_available
-from conftest import BIN, EX01_SAMPLES, copy_course, grade_in_process, results_of, run
+from conftest import BIN, EX01_SAMPLES, TIMEOUT, copy_course, grade_in_process, results_of, run
 
 pytestmark = pytest.mark.pipeline
 SAMPLE_SCORES = {"alice": 10, "bob": 3, "carol": 6, "dave": 4, "erin": 7, "frank": 0}
@@ -31,7 +30,7 @@ def tree_digest(folder):
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory, pool):
     """The corpus graded in one batch, after the honest samples whose grades it must not touch."""
-    course = copy_course(tmp_path_factory.mktemp("attacked") / "course", cell_timeout=10)
+    course = copy_course(tmp_path_factory.mktemp("attacked") / "course", cell_timeout=TIMEOUT)
     honest = shutil.copytree(EX01_SAMPLES, course / "honest")
     grade_in_process(course, "ex01", honest, pool)
     before = {"solutions": tree_digest(course / "solutions"), "results": results_of(course)}
@@ -72,22 +71,11 @@ def test_huge_output_is_capped_in_the_graded_notebook(attacked):
     assert graded.stat().st_size < 2_000_000
 
 
-def test_parallel_grading_gives_the_sequential_scores(tmp_path, ex01_class):
-    """The session's class was graded with one worker per core; one worker alone gives the same."""
-    course = copy_course(tmp_path / "course", cell_timeout=10)
-    inbox = shutil.copytree(EX01_SAMPLES, course / "inbox")
-    with Pool(1) as sequential:
-        alone = {s: (r.score, r.reason) for s, r in grade_in_process(course, "ex01", inbox, sequential).items()}
-    assert {s: score for s, (score, _) in alone.items()} == SAMPLE_SCORES
-    together = {s: (r["score"], r["reason"]) for s, r in results_of(ex01_class[0]).items() if s in SAMPLE_SCORES}
-    assert alone == together
-
-
 def test_an_interrupted_batch_resumes_where_it_stopped(tmp_path):
-    course = copy_course(tmp_path / "course", cell_timeout=10)
+    course = copy_course(tmp_path / "course", cell_timeout=TIMEOUT)
     inbox = course / "inbox"
     inbox.mkdir()
-    for student in ("bob", "carol", "erin", "frank"):  # erin's endless loop keeps the batch busy for 10 s
+    for student in ("bob", "carol", "erin", "frank"):  # erin's endless loop keeps the batch busy for a while
         shutil.copy(EX01_SAMPLES / ("Copy of ex01 (bob).ipynb" if student == "bob" else f"{student}.ipynb"), inbox / f"{student}.ipynb")
     shutil.copytree(EX01_SAMPLES / "alice", inbox / "alice")
     scores = {"alice": 10, "bob": 3, "carol": 6, "erin": 7, "frank": 0}
@@ -118,7 +106,7 @@ def test_an_interrupted_batch_resumes_where_it_stopped(tmp_path):
 def test_a_dask_cluster_runs_the_submissions(tmp_path):
     from distributed import LocalCluster
 
-    course = copy_course(tmp_path / "course", cell_timeout=10)
+    course = copy_course(tmp_path / "course", cell_timeout=TIMEOUT)
     inbox = course / "inbox"
     inbox.mkdir()
     shutil.copytree(EX01_SAMPLES / "alice", inbox / "alice")
@@ -130,7 +118,7 @@ def test_a_dask_cluster_runs_the_submissions(tmp_path):
 
 
 def test_without_bubblewrap_the_weaker_fallback_grades_and_says_so(tmp_path):
-    course = copy_course(tmp_path / "course", cell_timeout=10)
+    course = copy_course(tmp_path / "course", cell_timeout=TIMEOUT)
     inbox = course / "inbox"
     inbox.mkdir()
     shutil.copy(EX01_SAMPLES / "Copy of ex01 (bob).ipynb", inbox)

@@ -1,19 +1,24 @@
 """The instructor pipeline end to end, as typed: grade a class folder, write feedback, export grades.
 
-Exercise 01's class is graded once per session (conftest.ex01_class); every test here reads that run.
+Exercise 01's class is graded once per session (conftest.ex01_class); every test that reads that run is
+in this file, so that pytest-xdist (--dist loadfile) runs them in one process, which grades it once.
 """
 
 import csv
+import shutil
 
 import pytest
 from nbgrader.api import Gradebook
 
-from conftest import ROOT, results_of, run
+from autograders.pool import Pool
+from conftest import EX01_SAMPLES, ROOT, TIMEOUT, copy_course, grade_in_process, results_of, run
+from test_samples import EXPECTED, assert_expected
 
 pytestmark = pytest.mark.pipeline
 
 SAMPLES = ROOT / "autograders" / "samples" / "ex01"
 
+SCORES = {student: want["score"] for student, want in EXPECTED["ex01"]["students"].items()}
 # What the class fixture adds beside the samples (whose scores are in tests/expected/ex01.json).
 EXTRA = {
     "mallory": (0, "not a valid Jupyter notebook"),  # a broken file
@@ -24,6 +29,22 @@ EXTRA = {
 @pytest.fixture(scope="module")
 def graded(ex01_class):
     return ex01_class
+
+
+def test_ex01_samples_get_their_expected_scores(graded):
+    course, _ = graded
+    assert_expected("ex01", {s: r for s, r in results_of(course).items() if s in EXPECTED["ex01"]["students"]})
+
+
+def test_parallel_grading_gives_the_sequential_scores(tmp_path, ex01_class):
+    """The session's class was graded with one worker per core; one worker alone gives the same."""
+    course = copy_course(tmp_path / "course", cell_timeout=TIMEOUT)
+    inbox = shutil.copytree(EX01_SAMPLES, course / "inbox")
+    with Pool(1) as sequential:
+        alone = {s: (r.score, r.reason) for s, r in grade_in_process(course, "ex01", inbox, sequential).items()}
+    assert {s: score for s, (score, _) in alone.items()} == SCORES
+    together = {s: (r["score"], r["reason"]) for s, r in results_of(ex01_class[0]).items() if s in SCORES}
+    assert alone == together
 
 
 def test_the_extra_cases_get_their_scores_and_reasons(graded):

@@ -11,11 +11,14 @@ from conftest import ROOT, run
 
 
 @pytest.mark.pipeline
-def test_every_committed_release_passes_the_checks():
-    result = run(["course", "release", "--check"], cwd=ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_every_committed_release_passes_the_checks(pool, capsys):
+    """`course release --check`, run in this process on the shared pool."""
+    from autograders.cli import cmd_release
+
+    assert cmd_release(Course(ROOT), [], check=True, pool=pool) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
     for exercise in sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()):
-        assert f"{exercise}: release ok" in result.stdout
+        assert f"{exercise}: release ok" in out
 
 
 def test_hidden_tests_are_found_in_the_source():
