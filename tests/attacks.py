@@ -1,8 +1,8 @@
 """Submissions that try to carry hidden tests out to the student, for every exercise.
 
 Each spy starts from the exercise's correct sample (alice) and adds cells that look for the hidden tests
-in every way a student's process can (its memory, its frames, IPython's events, linecache, the caller's
-frame of a function a test calls) and smuggle them out in every form it can (printed, base64, reversed,
+in every way a student's process can (its memory and frames, IPython's events, a tracer that reads the
+caller's source from linecache) and smuggle them out in every form it can (printed, base64, reversed,
 hex, inside an exception, a display output, stdout captured early and printed late, a file read by a
 later cell). `leaked` finds a hidden-test line in any of those forms.
 """
@@ -22,26 +22,20 @@ SAMPLES = Path(__file__).resolve().parents[1] / "autograders" / "samples"
 
 EMIT = '''
 import base64 as _b64
-def _emit(text, label="LEAK"):
+_stolen = []
+def _emit(text, label="LEAK", display_it=False):
     text = str(text)
     print(label, text)
     print(label + "-B64", _b64.b64encode(text.encode()).decode())
     print(label + "-REV", text[::-1])
     print(label + "-HEX", text.encode().hex())
-    try:
+    if display_it:
         from IPython.display import HTML, display
         display(HTML("<pre>" + text + "</pre>"))
-    except Exception:
-        pass
-    try:
-        open("/tmp/leak.txt", "a").write(text + "\\n")
-        open("leak.txt", "a").write(text + "\\n")
-    except Exception:
-        pass
 '''
 
-# 1. The worker's memory, as a fork would give it: every string and dict that looks like a notebook's cells.
-WALK_MEMORY = '''
+# The process's memory and frames, as a fork would give them: every dict or string that holds test code.
+MEMORY = '''
 import gc, sys
 found = []
 for obj in gc.get_objects():
@@ -57,68 +51,102 @@ while frame is not None:
 _emit("\\n".join(found), "MEMORY")
 '''
 
-# 2. IPython's events: every cell as it arrives, and again after it ran; the same raised as an exception.
-EVENTS = '''
-def _spy(info=None, *args):
-    import sys, linecache
-    source = getattr(info, "raw_cell", "") or getattr(getattr(info, "info", None), "raw_cell", "")
-    _emit(source, "CELL")
-    for name in list(linecache.cache):
-        _emit("".join(linecache.cache[name][2]), "LINECACHE")
-ip = get_ipython()
-ip.events.register("pre_run_cell", _spy)
-ip.events.register("post_run_cell", _spy)
-def _raise_it(info):
-    raise RuntimeError("EXC " + info.raw_cell + " " + base64.b64encode(info.raw_cell.encode()).decode())
-import base64
-ip.events.register("pre_run_cell", _raise_it)
+# IPython's events: every cell printed as it arrives and after it ran.
+EVENTS_PRINT = '''
+def _print_cell(info=None, *args):
+    _emit(getattr(info, "raw_cell", "") or getattr(getattr(info, "info", None), "raw_cell", ""), "CELL")
+get_ipython().events.register("pre_run_cell", _print_cell)
+get_ipython().events.register("post_run_cell", _print_cell)
 '''
 
-# 3. Stdout captured from here on, printed by the last cell; a tracer that raises the caller's source.
-CAPTURE_AND_TRACE = '''
-import io, sys, linecache, base64
-_real_stdout, _captured = sys.stdout, io.StringIO()
-class _Both:
-    def write(self, text):
-        _captured.write(text); return _real_stdout.write(text)
-    def flush(self):
-        pass
-sys.stdout = _Both()
+# ... raised as an exception, plainly and in base64.
+EVENTS_RAISE = '''
+import base64
+def _raise_cell(info):
+    raise RuntimeError("EXC " + info.raw_cell + " " + base64.b64encode(info.raw_cell.encode()).decode())
+get_ipython().events.register("pre_run_cell", _raise_cell)
+'''
+
+# ... shown as a display output.
+EVENTS_DISPLAY = '''
+def _display_cell(info):
+    from IPython.display import HTML, display
+    display(HTML("<pre>" + info.raw_cell + "</pre>"))
+get_ipython().events.register("pre_run_cell", _display_cell)
+'''
+
+# ... kept in memory, printed by the last cell (the output captured now, shown later).
+EVENTS_KEEP = '''
+import io, sys
+_captured = io.StringIO()
+def _keep_cell(info):
+    _stolen.append(info.raw_cell)
+    _captured.write(info.raw_cell)
+get_ipython().events.register("pre_run_cell", _keep_cell)
+'''
+
+# ... written to files, read back by the last cell.
+EVENTS_FILE = '''
+def _file_cell(info):
+    for name in ("leak.txt", "/tmp/leak.txt"):
+        try:
+            with open(name, "a") as f:
+                f.write(info.raw_cell + "\\n")
+        except OSError:
+            pass
+get_ipython().events.register("pre_run_cell", _file_cell)
+'''
+
+# A tracer: when a function is called from code that looks like a test, raise that code (from linecache).
+TRACE = '''
+import sys, linecache, base64
 def _tracer(frame, event, arg):
     if event == "call" and frame.f_back is not None:
         caller = frame.f_back.f_code
         source = "".join(linecache.getlines(caller.co_filename)) + repr(caller.co_consts)
-        if "graded" in source or "cases" in source:
+        if "def " + "answers" in source:  # a hidden test's code (spelt so as not to match this cell)
             raise ValueError("TRACED " + source + base64.b64encode(source.encode()).decode())
     return None
-sys.setprofile(lambda *a: None)
 sys.settrace(_tracer)
 '''
 
 LAST_CELL = '''
 import sys
+sys.settrace(None)
+_emit("\\n".join(_stolen), "KEPT")
 try:
     _emit(_captured.getvalue(), "CAPTURED")
-except Exception:
+except NameError:
     pass
 for name in ("leak.txt", "/tmp/leak.txt"):
     try:
         _emit(open(name).read(), "FILE")
-    except Exception:
+    except OSError:
         pass
+import gc
+_emit("\\n".join(repr(o)[:5000] for o in gc.get_objects() if isinstance(o, str) and "graded(" in o), "MEMORY-LATE")
 '''
+
+ATTACKS = {
+    "memory": MEMORY,
+    "events_print": EVENTS_PRINT,
+    "events_raise": EVENTS_RAISE,
+    "events_display": EVENTS_DISPLAY,
+    "events_keep": EVENTS_KEEP,
+    "events_file": EVENTS_FILE,
+    "trace": TRACE,
+}
 
 
 def _setup_index(notebook) -> int:
     return next(i for i, c in enumerate(notebook.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
 
 
-def spy_notebook(exercise: str) -> nbformat.NotebookNode:
-    """The exercise's correct sample with every spying cell added after its setup cell, and one at the end."""
-    notebook = nbformat.read(SAMPLES / exercise / "alice" / f"{exercise}.ipynb", as_version=4)
-    notebook = copy.deepcopy(notebook)
+def spy_notebook(exercise: str, attacks: tuple[str, ...] = tuple(ATTACKS)) -> nbformat.NotebookNode:
+    """The exercise's correct sample with the spying cells added after its setup cell, and one at the end."""
+    notebook = copy.deepcopy(nbformat.read(SAMPLES / exercise / "alice" / f"{exercise}.ipynb", as_version=4))
     at = _setup_index(notebook) + 1
-    for source in (EMIT, WALK_MEMORY, EVENTS, CAPTURE_AND_TRACE):
+    for source in (EMIT, *(ATTACKS[name] for name in attacks)):
         notebook.cells.insert(at, nbformat.v4.new_code_cell(source))
         at += 1
     notebook.cells.append(nbformat.v4.new_code_cell(LAST_CELL))

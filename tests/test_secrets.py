@@ -11,7 +11,7 @@ JSON or in the grade table.
 import nbformat
 import pytest
 
-from attacks import leaked, spy_notebook
+from attacks import ATTACKS, MEMORY, leaked, spy_notebook
 from autograders import feedback
 from autograders.course import Course
 from autograders.pipeline import job_of
@@ -49,14 +49,37 @@ def spied(tmp_path_factory, pool):
     return course, tables
 
 
-def test_the_spies_do_see_the_hidden_tests(spied, pool):
-    """Without the grader's filter the spy would leak: its raw outputs in the sandbox hold hidden lines."""
-    course = Course(spied[0])
-    path = course.root / "inbox" / "ex01" / "spy" / "ex01.ipynb"
-    prepared = prepare(course, course.exercise("ex01"), "spy", path)
-    outcome = pool.submit(job_of(course, prepared)).result()
-    raw = "\n".join(str(o) for step in outcome.outputs if step for o in step)
-    assert len(leaked(hidden_lines("ex01"), raw)) > 10
+@pytest.fixture(scope="module")
+def one_by_one(tmp_path_factory, pool):
+    """Exercise 01 with each attack alone, as its own student: graded, with feedback; and its raw outputs."""
+    course = Course(copy_course(tmp_path_factory.mktemp("one-by-one") / "course"))
+    inbox = course.root / "inbox"
+    for attack in ATTACKS:
+        (inbox / attack).mkdir(parents=True)
+        nbformat.write(spy_notebook("ex01", (attack,)), inbox / attack / "ex01.ipynb")
+    results = grade_in_process(course.root, "ex01", inbox, pool)
+    feedback.generate(course, "ex01")
+    raw = {}
+    for attack in ATTACKS:
+        prepared = prepare(course, course.exercise("ex01"), attack, inbox / attack / "ex01.ipynb")
+        outcome = pool.submit(job_of(course, prepared)).result()
+        raw[attack] = {step.source: outcome.outputs[i] or [] for i, step in enumerate(prepared.steps)}
+    return course, results, raw
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_each_attack_alone_reaches_the_tests_in_the_sandbox_and_nothing_reaches_the_student(one_by_one, attack):
+    course, results, raw = one_by_one
+    secrets = hidden_lines("ex01")
+    printed = "\n".join(str(o) for outputs in raw[attack].values() for o in outputs)
+    if attack == "memory":  # before its first test the process holds no test: nothing to find (the fork server)
+        assert leaked(secrets, "\n".join(str(o) for o in raw[attack][MEMORY])) == []
+    else:  # once tests have run, the spy does see them: only the grader's filter keeps them from the student
+        assert len(leaked(secrets, printed)) > 5, printed[:2000]
+    page = course.feedback_folder() / attack / "ex01" / "ex01.html"
+    for text in (page.read_text(), (course.results_folder("ex01") / f"{attack}.json").read_text(),
+                 format_table([results[attack]], width=200)):
+        assert leaked(secrets, text) == []
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
