@@ -21,6 +21,19 @@ def test_plot_history_draws_training_and_validation():
     plt.close(fig)
 
 
+def test_plot_history_into_given_axes_one_row_per_model():
+    fig, axes = plt.subplots(2, 2)
+    first = {"train_loss": [1.0, 0.5], "train_acc": [60.0, 80.0], "val_loss": [1.1, 0.7], "val_acc": [55.0, 75.0]}
+    second = {"train_loss": [0.9, 0.2], "train_acc": [70.0, 95.0], "val_loss": [1.0, 0.4], "val_acc": [65.0, 90.0]}
+    assert plot_history(first, "first", axes=axes[0]) is fig
+    plot_history(second, "second", axes=axes[1])
+    assert len(fig.axes) == 4  # no new axes, no new figure
+    assert [ax.get_title() for ax in axes.flat] == ["first: loss", "first: accuracy (%)", "second: loss", "second: accuracy (%)"]
+    assert list(axes[1, 1].lines[1].get_ydata()) == [65.0, 90.0]
+    assert list(axes[0, 0].lines[0].get_ydata()) == [1.0, 0.5]
+    plt.close(fig)
+
+
 def test_plot_history_without_validation():
     fig = plot_history({"train_loss": [1.0], "train_acc": [50.0], "val_loss": [], "val_acc": []})
     assert [len(ax.lines) for ax in fig.axes] == [1, 1]

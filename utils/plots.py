@@ -6,13 +6,22 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
-def plot_history(history: Mapping[str, Sequence[float]], title: str = "") -> Figure:
-    """Loss and accuracy per epoch, training and (if recorded) validation, side by side."""
+def plot_history(history: Mapping[str, Sequence[float]], title: str = "", axes: Sequence[Axes] | None = None) -> Figure:
+    """Loss and accuracy per epoch, training and (if recorded) validation, side by side.
+
+    By default on a new figure titled `title`. Pass two `axes` (loss, accuracy) to draw into a figure of
+    your own, for instance one row per model; `title` then heads both panels.
+    """
     epochs = range(1, len(history["train_loss"]) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5))
+    if axes is None:
+        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5))
+    else:
+        ax_loss, ax_acc = axes
+        fig = ax_loss.figure
     for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy (%)")):
         ax.plot(epochs, history[f"train_{key}"], "o-", label="training")
         if history.get(f"val_{key}"):
@@ -20,7 +29,9 @@ def plot_history(history: Mapping[str, Sequence[float]], title: str = "") -> Fig
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.legend()
-    if title:
+        if title and axes is not None:
+            ax.set_title(f"{title}: {label}")
+    if title and axes is None:
         fig.suptitle(title)
     fig.tight_layout()
     return fig

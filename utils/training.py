@@ -14,7 +14,11 @@ Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def batches(
     X: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True, generator: torch.Generator | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches of (X, y) cut out by indexing the tensors where they are: no per-item work, no copies."""
+    """Mini-batches of (X, y) gathered by indexing the tensors where they are: no per-item work, no image sent to the device.
+
+    Each batch `X[index]` is a gather on X's device into a new tensor of `batch_size` rows (not a view);
+    only the shuffled row numbers travel to the device, once per epoch.
+    """
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}: they must pair up one to one.")
     # The permutation is drawn on the CPU, so a seeded generator gives the same batches on every device.
