@@ -25,7 +25,7 @@ release: $(VENV)/.installed  ## regenerate exercises/ from solutions/ and prove 
 # and, on Linux, bubblewrap (the grader's sandbox).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[instructor,test]'
 	@command -v dot >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq graphviz >/dev/null || { apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; }; }; } || \
 	  echo "NOTE: Graphviz's 'dot' is missing, so graph cells will show text instead of pictures. Install it with your package manager (apt-get install graphviz, brew install graphviz, conda install graphviz)."

@@ -1,4 +1,5 @@
-"""`course`: the instructor's pipeline (release, grade, review, feedback, export) and a demo of all of it."""
+"""`course`: the instructor's pipeline (release, grade, review, feedback, export), the student edition
+(links, publish) and a demo of all of it."""
 
 from __future__ import annotations
 
@@ -155,6 +156,37 @@ def cmd_export(course: Course, to: Path | None) -> int:
     return 0
 
 
+def cmd_links(course: Course, check: bool) -> int:
+    from autograders import links
+
+    if check:
+        problems = links.check(course)
+        for problem in problems:
+            print(f"  - {problem}")
+        print(f"{len(problems)} notebooks disagree with [tool.course] ({course.public.repository}, {course.public.branch})"
+              if problems else f"every notebook points at {course.public.url} ({course.public.branch})")
+        return 1 if problems else 0
+    changed = links.apply(course)
+    print(f"{len(changed)} notebooks now point at {course.public.url} ({course.public.branch}); exercises/ regenerated")
+    for path in changed:
+        print(f"  {course.relative(path)}")
+    return 0
+
+
+def cmd_publish(course: Course, target: Path) -> int:
+    from autograders import links
+    from autograders.publish import publish
+
+    problems = links.check(course)
+    if problems:
+        raise CourseError(f"{len(problems)} notebooks disagree with [tool.course]: run `course links` first "
+                          f"({problems[0]})")
+    report = publish(course, target)
+    print(f"student edition in {target}: {report.files} files; {len(report.written)} written, {len(report.removed)} removed"
+          " (no solution, hidden test or sample answer in any of them)")
+    return 0
+
+
 def cmd_demo(course: Course, pool) -> int:
     status = cmd_release(course, [], check=False, pool=pool)
     for exercise in course.exercise_names():
@@ -200,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("exercise")
     export = commands.add_parser("export", help="write every grade to a CSV file")
     export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv)")
+    links = commands.add_parser("links", help="point every notebook's Colab badge and setup cell at [tool.course]")
+    links.add_argument("--check", action="store_true", help="only say which notebooks disagree")
+    publish = commands.add_parser("publish", help="write the student edition (no solutions, no hidden tests) into DIR")
+    publish.add_argument("target", type=Path, metavar="DIR", help="a clone of the public repository, or a new folder")
     sandboxed(commands.add_parser("demo", help="release every exercise, grade its sample submissions, write feedback and grades.csv"))
     return parser
 
@@ -212,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_feedback(course, args.exercise)
         if args.command == "export":
             return cmd_export(course, args.to)
+        if args.command == "links":
+            return cmd_links(course, args.check)
+        if args.command == "publish":
+            return cmd_publish(course, args.target)
         if args.command == "grade" and not args.folder.is_dir():
             raise FileNotFoundError(f"no folder of submissions at {args.folder}")
         with contextlib.closing(_pool(args)) as pool:

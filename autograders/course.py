@@ -25,6 +25,39 @@ HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS\n?", re.
 RULES_KEY = "course"  # cell metadata: {"course": {"rules": [...]}} on a test cell declares what guards its points
 
 
+@dataclass(frozen=True)
+class Public:
+    """Where students get the course: a public GitHub repository and branch ([tool.course] in pyproject.toml)."""
+
+    repository: str  # owner/name
+    branch: str = "main"
+
+    @property
+    def url(self) -> str:
+        return f"https://github.com/{self.repository}"
+
+    def colab(self, path: str) -> str:
+        """The "Open in Colab" address of a notebook at `path` in the public repository."""
+        return f"https://colab.research.google.com/github/{self.repository}/blob/{self.branch}/{path}"
+
+    @property
+    def pip(self) -> str:
+        """What `pip install` takes to install the student package from the public repository."""
+        return f"autodiff-course @ git+{self.url}@{self.branch}"
+
+
+def read_public(root: Path) -> Public:
+    """The public location configured in the course's pyproject.toml."""
+    import tomllib
+
+    try:
+        settings = tomllib.loads((Path(root) / "pyproject.toml").read_text())["tool"]["course"]
+        return Public(settings["public-repository"], settings.get("public-branch", "main"))
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as error:
+        raise CourseError(f"pyproject.toml must name the students' public repository in [tool.course] "
+                          f"(public-repository = \"owner/name\"): {error}") from None
+
+
 class CourseError(Exception):
     """A problem the instructor can fix; the CLI prints its message without a traceback."""
 
@@ -114,6 +147,11 @@ class Course:
         self.limits = Limits(cell_seconds=float(timeout)) if timeout else Limits()
         self._exercises: dict[str, Exercise] = {}
         self._api = None
+
+    @functools.cached_property
+    def public(self) -> Public:
+        """Where students get the course (pyproject.toml's [tool.course])."""
+        return read_public(self.root)
 
     @classmethod
     def find(cls, start: Path | None = None) -> Course:

