@@ -12,8 +12,8 @@ demo: $(VENV)/.installed  ## release every exercise, grade the sample submission
 test: $(VENV)/.installed  ## the whole test suite: utils, release checks, grading pipeline, lectures (nbval)
 	$(BIN)/pytest -n $(JOBS) --dist loadfile
 
-test-fast: $(VENV)/.installed  ## everyday: every test but the lectures and the sandboxed grading (a minute or so)
-	$(BIN)/pytest -m "not pipeline and not lecture"
+test-fast: $(VENV)/.installed  ## everyday: every test but the lectures, the sandboxed grading and the Colab simulation (a minute or so)
+	$(BIN)/pytest -m "not pipeline and not lecture and not colab"
 
 lab: $(VENV)/.installed  ## open JupyterLab on the course
 	$(BIN)/jupyter lab
