@@ -187,6 +187,14 @@ def cmd_publish(course: Course, target: Path) -> int:
     return 0
 
 
+def cmd_site(course: Course, out: Path | None) -> int:
+    from autograders import site
+
+    built = site.build(course, out)
+    print(f"site: {built.pages} pages in {course.relative(built.folder)}/ (open index.html), built in {built.seconds:.1f} s")
+    return 0
+
+
 def cmd_demo(course: Course, pool) -> int:
     status = cmd_release(course, [], check=False, pool=pool)
     for exercise in course.exercise_names():
@@ -236,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     links.add_argument("--check", action="store_true", help="only say which notebooks disagree")
     publish = commands.add_parser("publish", help="write the student edition (no solutions, no hidden tests) into DIR")
     publish.add_argument("target", type=Path, metavar="DIR", help="a clone of the public repository, or a new folder")
+    site = commands.add_parser("site", help="build the course website from the stored outputs (site/index.html)")
+    site.add_argument("--to", type=Path, help="where to write it (default: site/)")
     sandboxed(commands.add_parser("demo", help="release every exercise, grade its sample submissions, write feedback and grades.csv"))
     return parser
 
@@ -252,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_links(course, args.check)
         if args.command == "publish":
             return cmd_publish(course, args.target)
+        if args.command == "site":
+            return cmd_site(course, args.to)
         if args.command == "grade" and not args.folder.is_dir():
             raise FileNotFoundError(f"no folder of submissions at {args.folder}")
         with contextlib.closing(_pool(args)) as pool:

@@ -9,9 +9,9 @@ Three sources, in this order of authority:
 The student's process may have read a hidden test from the moment the first one was sent to it, and it
 can smuggle it out in any form (printed, encoded, inside an exception or a display). So nothing that
 process produced from then on reaches the student: test cells show the grader's own verdict, other
-output is left out, and the page says so in one line. A kernel error is described by its kind alone,
-with its message only where it is one of Python's own whose names the student's file already holds
-("NameError: name 'predict' is not defined").
+output is left out, and the page says so in one line. A kernel error from then on is described by its
+kind alone ("NameError raised"); one from before keeps Python's own first line ("NameError: name
+'predict' is not defined"), as the page shows those cells' output anyway.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from __future__ import annotations
 import builtins
 import copy
 import dataclasses
-import re
 from dataclasses import dataclass
 
 import nbformat
 
 from autograders.course import Exercise, Limits
 from autograders.prepare import Prepared
-from autograders.results import CellResult, Result, one_line, summarize
+from autograders.results import CellResult, Result, one_line, printable, summarize
 from autograders.rules import Report
 from autograders.sandbox import Outcome
 from autograders.trusted import Check
@@ -43,11 +42,6 @@ VISIBLE_ONLY = "a visible test in this cell failed, though the hidden tests pass
 NO_ANSWERS = "the notebook recorded no answers for this test (did the cell run to its end?)"
 BUILTIN_ERRORS = {name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)}
 TIMEOUTS = {"CellTimeoutError", "TimeoutError", "KeyboardInterrupt"}
-_TEMPLATES = {
-    "NameError": re.compile(r"name '(\w+)' is not defined"),
-    "AttributeError": re.compile(r"'(\w+)' object has no attribute '(\w+)'|module '([\w.]+)' has no attribute '(\w+)'"),
-    "ModuleNotFoundError": re.compile(r"No module named '([\w.]+)'"),
-}
 
 
 @dataclass
@@ -58,17 +52,17 @@ class Verdict:
     notebook: nbformat.NotebookNode
 
 
-def explain(error: dict, known: set[str], limit: float) -> str:
-    """A kernel error in words that carry nothing the submission's process could have chosen freely."""
+def explain(error: dict, limit: float, tainted: bool) -> str:
+    """A kernel error in words. From a step that ran after the first hidden test (`tainted`), by its kind
+    alone: its message could carry anything the process knew. From before, as Python said it (first line)."""
     name, message = error.get("ename", ""), error.get("evalue", "")
     if name in TIMEOUTS:
         return f"stopped after the {limit:g} s time limit: look for a loop that never ends"
     if name == "NotImplementedError":
         return "not answered (the code still raises NotImplementedError)"
-    template = _TEMPLATES.get(name)
-    match = template.fullmatch(message.strip()) if template else None
-    if match and all(word in known for part in match.groups() if part for word in part.split(".")):
-        return f"{name}: {message.strip()}"
+    if not tainted and name in BUILTIN_ERRORS:
+        first = message.strip().splitlines()[0] if message.strip() else ""
+        return f"{name}: {printable(first[:300])}" if first else name
     if name == "AssertionError":
         return "a test in this cell failed: run the cell in your notebook to see its message"
     if name in BUILTIN_ERRORS:
@@ -76,8 +70,13 @@ def explain(error: dict, known: set[str], limit: float) -> str:
     return "an error was raised: run the cell in your notebook to see it"
 
 
-def _first_error(outputs: list[list[dict] | None]) -> dict | None:
-    return next((o for step in outputs if step for o in step if o.get("output_type") == "error"), None)
+def _first_error(outcome: Outcome, indices: list[int]) -> tuple[dict | None, int]:
+    """The first error among these steps' outputs, and the step it came from."""
+    for index in indices:
+        for output in outcome.outputs[index] or []:
+            if output.get("output_type") == "error":
+                return output, index
+    return None, -1
 
 
 def _flag_guards(exercise: Exercise) -> tuple[str, ...]:
@@ -89,16 +88,17 @@ def _flag_guards(exercise: Exercise) -> tuple[str, ...]:
 def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks: dict[str, Check], report: Report,
                 flags: list, limits: Limits) -> dict[str, CellResult]:
     """The verdict on every test cell of the exercise, in its order."""
-    known = set(re.findall(r"\w+", prepared.submitted_text))
+    first = prepared.first_hidden if outcome.isolated else 0  # from this step on, the process may know a hidden test
+    first = len(prepared.steps) if first is None else first
     rejected = [f for f in flags if f.decision == "rejected"]
     guards = _flag_guards(exercise)
     cells = {}
     for test in exercise.tests:
         indices = [i for i, step in enumerate(prepared.steps) if step.test == test.grade_id]
-        visible = [outcome.outputs[i] for i in indices if not prepared.steps[i].hidden]
-        hidden = [outcome.outputs[i] for i in indices if prepared.steps[i].hidden]
+        visible = [i for i in indices if not prepared.steps[i].hidden]
+        hidden = [i for i in indices if prepared.steps[i].hidden]
         never_ran = not indices or outcome.outputs[indices[0]] is None
-        visible_error, hidden_error = _first_error(visible), _first_error(hidden)
+        (visible_error, visible_at), (hidden_error, hidden_at) = _first_error(outcome, visible), _first_error(outcome, hidden)
         violation = report.broken(test.grade_id)
         check = checks.get(test.grade_id)
         if violation:
@@ -107,9 +107,11 @@ def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks
             flag = rejected[0]
             why, codes = f"rejected by the instructor: {flag.cell} line {flag.line}: {flag.why}", ["review-rejected"]
         elif check is not None and check.raised:  # the student's code raised inside the hidden test
-            kernel = hidden_error if hidden_error and hidden_error.get("ename") == check.raised else visible_error
-            why = check.message or explain(kernel or {"ename": check.raised}, known, limits.cell_seconds)
-            codes = []
+            if visible_error and visible_error.get("ename") == check.raised:
+                error, at = visible_error, visible_at
+            else:
+                error, at = {"ename": check.raised}, len(prepared.steps)
+            why, codes = check.message or explain(error, limits.cell_seconds, at >= first), []
         elif check is not None and not check.passed:
             why, codes = check.message, []
         elif never_ran:
@@ -117,10 +119,11 @@ def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks
         elif check is not None and visible_error and visible_error.get("ename") == "AssertionError":
             why, codes = VISIBLE_ONLY, []
         elif visible_error or hidden_error:
-            why, codes = explain(visible_error or hidden_error, known, limits.cell_seconds), []
+            error, at = (visible_error, visible_at) if visible_error else (hidden_error, hidden_at)
+            why, codes = explain(error, limits.cell_seconds, at >= first), []
         elif check is None and test.records_answers:
             why, codes = NO_ANSWERS, ["no-answers"]
-        elif any(o is None for o in visible + hidden):
+        elif any(outcome.outputs[i] is None for i in visible + hidden):
             why, codes = f"this cell stopped: {outcome.ended}", ["never-ran"]
         else:
             why, codes = "", []

@@ -112,7 +112,12 @@ def grade(
                 problem = f"the grading worker failed: {type(error).__name__}"
                 done(record.record_not_graded(course, exercise, prepared.student, problem, path, digest))
                 continue
-            verdict = verdict_of(course, exercise, prepared, outcome, decisions.get(prepared.student, {}))
-            done(record.record(course, exercise, verdict.result, verdict.notebook, path, digest))
+            try:
+                verdict = verdict_of(course, exercise, prepared, outcome, decisions.get(prepared.student, {}))
+                done(record.record(course, exercise, verdict.result, verdict.notebook, path, digest))
+            except Exception as error:  # one notebook must never stop the batch, even by breaking the grader
+                problem = (f"the grader could not judge this notebook ({type(error).__name__}); "
+                           f"it is kept for the instructor to look at")
+                done(record.record_not_graded(course, exercise, prepared.student, problem, path, digest))
         stopped()
     return sorted(graded, key=lambda r: r.student)

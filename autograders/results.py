@@ -77,6 +77,12 @@ class Result:
         return cls(**data)
 
 
+def printable(text: str) -> str:
+    """`text` with every character a terminal or a page would act on (escape codes, control characters)
+    written out as \\x.. instead: what a student wrote is shown, never obeyed."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
 def one_line(message: str) -> str:
     """A message's first line, plus its 'likely cause' line where the course's checks gave one."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]

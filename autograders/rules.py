@@ -11,64 +11,72 @@ in the metadata of the test cells whose points they guard:
     no-torch     the named code does not use torch at all (a scalar engine of one's own)
     no-call      the named code calls none of "names" (e.g. ["logsumexp", "softmax"]), however reached
 
-Two more rules hold for every submission:
+In the named code, torch's private internals (`torch._C`, `torch._softmax`, `torch.ops`) break every rule:
+they are the back doors to what the rules forbid. Two more rules hold for every submission:
 
-    tampering     code that disarms a guard: assigning to attributes of torch, utils, numpy, builtins or
-                  IPython, changing sys.modules or sys.meta_path, tracing hooks (sys.settrace), IPython's
-                  events and input transformers. It breaks every rule the exercise declares (an exercise
-                  that declares none gets a review flag instead).
+    tampering     code that disarms a guard or writes answers for the tests: assigning to attributes of torch,
+                  utils, numpy, builtins or IPython, changing sys.modules or sys.meta_path, tracing hooks
+                  (sys.settrace), reaching into IPython (its events, its shell), `__main__`, the hidden tests'
+                  own names (`cases`, `answers`). It breaks every rule the exercise declares (an exercise that
+                  declares none gets a review flag instead).
     needs review  what `ast` cannot decide: exec, eval, compile, __import__, importlib, getattr or setattr
-                  with a computed name, frames and code objects, threads, processes, signals and
-                  finalizers that could run during a test. The instructor accepts or rejects it.
+                  with a computed name, frames and code objects, threads, processes, signals and finalizers
+                  that could run during a test, magics that run code the grader cannot read; and what the
+                  exercise's rules forbid, used outside the code they name, or through a method name the
+                  notebook defines itself (`layer.backward()` of the student's own layer). The instructor
+                  accepts or rejects it (`course review`).
 
 Names are followed through what the notebook binds (`import torch.autograd as ag`, `from torch import
-autograd`, `c = utils.checks`, `T = torch`), so an alias neither hides a forbidden call nor a disarmed
-guard. Comments and strings trip nothing. Only the student's cells are read (locked cells, the tests
-among them, are the instructor's).
+autograd`, `c = utils.checks`, `T = torch`, walrus and `match` bindings) and resolved by value where the
+grader can import them (`from utils.expressions import torch as T` is torch). Comments and strings trip
+nothing. Only the student's cells are read (locked cells, the tests among them, are the instructor's);
+the bodies of `%time`, `%timeit` and `%%capture` are read as the code they are.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
+import importlib
+import sys
 from dataclasses import dataclass, field
 
 import nbformat
 
-from autograders.course import Exercise
-from autograders.results import Flag
+from autograders.course import HIDDEN, Exercise
+from autograders.results import Flag, printable
 
 KNOWN_RULES = ("no-autograd", "no-torch", "no-call")
 AUTOGRAD_MODULES = ("torch.autograd", "torch.func", "functorch", "torch._functorch", "torch._C._functorch",
                     "torch._C._autograd", "torch.nn.utils.stateless")
 AUTOGRAD_ATTRIBUTES = {"backward", "grad", "grad_fn", "next_functions", "retain_grad", "register_hook",
                        "register_post_accumulate_grad_hook", "jacobian", "hessian", "vjp", "jvp", "hvp", "vhp",
-                       "jacrev", "jacfwd", "make_dual", "unpack_dual", "dual_level"}
+                       "jacrev", "jacfwd", "make_dual", "unpack_dual", "dual_level", "run_backward"}
 PROTECTED = ("torch", "utils", "numpy", "builtins", "IPython", "ipython", "sys.modules", "sys.meta_path",
-             "sys.path_hooks", "__builtins__")
+             "sys.path_hooks", "__builtins__", "__main__")
 UNPROTECTED = ("torch.backends",)  # settings a training loop may change (torch.backends.cudnn.benchmark = True)
 TRACING = {"sys.settrace", "sys.setprofile", "sys.addaudithook", "threading.settrace", "threading.setprofile",
            "threading.settrace_all_threads", "threading.setprofile_all_threads", "sys.monitoring"}
-IPYTHON_HOOKS = {"events", "ast_transformers", "input_transformers_cleanup", "input_transformers_post",
-                 "input_transformer_manager", "set_custom_exc", "set_hook", "register_magic_function",
-                 "register_magics", "showtraceback", "showsyntaxerror", "run_cell", "run_cell_async",
-                 "displayhook", "display_pub", "user_ns", "user_global_ns", "push", "ex", "ev"}
+IPYTHON_ALLOWED = {"run_line_magic", "run_cell_magic", "system", "getoutput"}  # judged with the magic they run
 MUTATING = {"update", "pop", "popitem", "setdefault", "clear", "__setitem__", "__delitem__", "insert", "append",
             "extend", "remove"}
 DYNAMIC_CALLS = {"builtins.exec", "builtins.eval", "builtins.compile", "builtins.__import__", "builtins.globals",
                  "builtins.vars", "builtins.breakpoint"}
 REVIEW_MODULES = ("importlib", "ctypes", "gc", "inspect", "threading", "_thread", "multiprocessing", "subprocess",
                   "signal", "pty", "weakref", "concurrent", "asyncio", "torch.overrides", "torch.utils._python_dispatch",
-                  "linecache", "marshal", "pickle", "dill", "code", "codeop")
+                  "linecache", "marshal", "pickle", "dill", "code", "codeop", "traceback", "utils.grading")
 REVIEW_ATTRIBUTES = {"__dict__", "__code__", "__globals__", "__closure__", "__builtins__", "__subclasses__",
                      "__defaults__", "__kwdefaults__", "f_back", "f_globals", "f_locals", "f_code", "tb_frame",
                      "gi_frame", "cr_frame", "co_consts", "_getframe", "_current_frames", "__torch_function__",
                      "__torch_dispatch__", "fork", "forkpty", "system", "popen", "spawnl", "spawnv", "execv", "execl",
-                     "execve", "posix_spawn", "kill", "killpg", "getoutput"}
+                     "execve", "posix_spawn", "kill", "killpg", "getoutput", "environ", "getenv", "putenv"}
 REVIEW_METHODS = {"__del__", "__torch_function__", "__torch_dispatch__"}
-BENIGN_MAGICS = {"time", "timeit", "matplotlib", "pip", "precision", "pprint", "who", "whos", "config"}
+CODE_MAGICS = {"time", "timeit", "capture"}  # magics whose argument or body is Python the grader reads
+BENIGN_MAGICS = {"matplotlib", "pip", "precision", "pprint", "who", "whos"}
 BUILTIN_NAMES = {"getattr", "setattr", "delattr", "exec", "eval", "compile", "__import__", "globals", "vars",
                  "breakpoint", "get_ipython", "__builtins__"}
+RESOLVABLE = ("torch", "utils", "numpy", "functorch", "math", "operator")  # imported by the grader to resolve names
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ class Violation:
     guards: tuple[str, ...]  # the grade_ids whose points it takes
     cell: str
     line: int
-    code: str  # the student's own line
+    code: str  # the student's own line (control characters written out)
 
     @property
     def reason(self) -> str:
@@ -107,7 +115,16 @@ class _Cell:
 
     def code(self, node: ast.AST) -> str:
         line = self.lines[node.lineno - 1].strip() if 0 < getattr(node, "lineno", 0) <= len(self.lines) else ""
-        return line if len(line) <= 160 else line[:157] + "..."
+        return printable(line if len(line) <= 160 else line[:157] + "...")
+
+
+class Unreadable(Exception):
+    """The grader could not read a student's cell (nested too deeply, say): the rules cannot be checked."""
+
+    def __init__(self, label: str, source: str = ""):
+        super().__init__(label)
+        first = source.strip().splitlines()[0] if source.strip() else ""
+        self.label, self.code = label, printable(first[:60] + (" ..." if len(first) > 60 else ""))
 
 
 def _python(source: str) -> str:
@@ -117,7 +134,34 @@ def _python(source: str) -> str:
     return TransformerManager().transform_cell(source)
 
 
+def _without_options(line: str) -> str:
+    """`%timeit -n 10 -r 3 f(x)` -> `f(x)`: the options timeit takes, then its statement."""
+    words = line.split(" ")
+    while words and words[0].startswith("-"):
+        option = words.pop(0)
+        if option[1:2] in ("n", "r", "p") and len(option) == 2 and words:  # -n 10: the value is the next word
+            words.pop(0)
+    return " ".join(words)
+
+
+def _magic_code(tree: ast.Module) -> list[str]:
+    """The Python inside `%time`/`%timeit`/`%%time`/`%%timeit`/`%%capture`: their argument and their body."""
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("run_line_magic", "run_cell_magic") and node.args
+                and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)):
+            name, *rest = [a.value for a in node.args]
+            if name in CODE_MAGICS:
+                line = rest[0] if rest else ""
+                found += ([] if name == "capture" else [_without_options(line.strip())]) + rest[1:]
+    return [code for code in found if code.strip()]
+
+
 def _cells(notebook: nbformat.NotebookNode) -> list[_Cell]:
+    """The code cells as syntax trees (with the code inside magics as cells of their own, under the same label).
+
+    A student's cell, or the code inside one of its magics, that the grader cannot read raises Unreadable."""
     cells = []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
@@ -125,12 +169,21 @@ def _cells(notebook: nbformat.NotebookNode) -> list[_Cell]:
         nbgrader = cell.get("metadata", {}).get("nbgrader", {})
         student = not nbgrader or not nbgrader.get("locked", False) or nbgrader.get("solution", False)
         label = nbgrader.get("grade_id") or f"cell {index + 1}"
-        source = _python(cell.source)
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:  # it did not run either: IPython refuses the whole cell
-            continue
-        cells.append(_Cell(label, tree, source.splitlines(), student))
+        sources = [(_python(cell.source), False)]
+        while sources:
+            source, inside_magic = sources.pop()
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:  # a cell: it did not run either (IPython refuses it); a magic's code: it may have
+                if student and inside_magic:
+                    raise Unreadable(label, source) from None
+                continue
+            except (RecursionError, MemoryError, ValueError):
+                if student:
+                    raise Unreadable(label, source) from None
+                continue
+            cells.append(_Cell(label, tree, source.splitlines(), student))
+            sources += [(_python(code), True) for code in _magic_code(tree)]
     return cells
 
 
@@ -161,6 +214,17 @@ def _names_in_target(target: ast.AST) -> list[str]:
     return []
 
 
+def _pattern_names(node: ast.AST) -> list[str]:
+    """The names a `match` statement's patterns capture."""
+    found = []
+    for n in ast.walk(node):
+        if isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+            found.append(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            found.append(n.rest)
+    return found
+
+
 def _root(target: ast.AST) -> ast.AST:
     """The object an attribute or item assignment changes: `a` in a.b.c = 1 or a[0].b = 1 (its value part)."""
     return target.value if isinstance(target, (ast.Attribute, ast.Subscript)) else target
@@ -170,6 +234,38 @@ def _base_name(node: ast.AST) -> str | None:
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
         node = node.func if isinstance(node, ast.Call) else node.value
     return node.id if isinstance(node, ast.Name) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve(dotted: str) -> tuple[str, str] | None:
+    """What a dotted name is in the grader's own modules: ("module", its real name) for a module (so
+    `utils.expressions.torch` is `torch`), ("function", module.name) for a function (so a re-exported
+    `torch.autograd.grad` is still that), ("other", module.name) for a class or anything else; None where
+    the grader cannot resolve it."""
+    parts = dotted.split(".")
+    if parts[0] not in RESOLVABLE:
+        return None
+    try:
+        value = importlib.import_module(parts[0])
+        for i, part in enumerate(parts[1:], start=1):
+            try:
+                value = getattr(value, part)
+            except AttributeError:
+                value = importlib.import_module(".".join(parts[: i + 1]))
+    except Exception:  # not something the grader has: keep the spelling
+        return None
+    if type(value).__name__ == "module":
+        return "module", value.__name__
+    module, name = getattr(value, "__module__", None), getattr(value, "__name__", None)
+    if not (isinstance(module, str) and isinstance(name, str)):
+        return None
+    return ("other" if isinstance(value, type) else "function"), f"{module}.{name}"
+
+
+def _canonical(dotted: str) -> str | None:
+    """The real name of a module a dotted name reaches (`utils.expressions.torch` -> `torch`), or None."""
+    resolved = _resolve(dotted)
+    return resolved[1] if resolved and resolved[0] == "module" else None
 
 
 class _Names:
@@ -196,7 +292,11 @@ class _Names:
                     self.wildcards.add(node.module)
                 else:
                     scope.setdefault(alias.asname or alias.name, set()).add(f"{node.module}.{alias.name}")
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr, ast.With, ast.AsyncWith)):
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr, ast.With, ast.AsyncWith, ast.Expr)):
+            if isinstance(node, ast.Expr):  # walrus bindings inside an expression statement
+                for walrus in (n for n in ast.walk(node) if isinstance(n, ast.NamedExpr)):
+                    self._bind(walrus, scope, local)
+                return
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 pairs = [(item.optional_vars, item.context_expr) for item in node.items if item.optional_vars is not None]
             else:
@@ -221,8 +321,14 @@ class _Names:
                 self._bind(node, local, local)
         return local
 
-    def qualify(self, node: ast.AST, local: dict[str, set[str]] | None = None) -> set[str]:
-        """The dotted names an expression may stand for: {"torch.autograd.grad"} for ag.grad, say."""
+    def qualify(self, node: ast.AST, local: dict[str, set[str]] | None = None, wild: bool = True) -> set[str]:
+        """The dotted names an expression may stand for: {"torch.autograd.grad"} for ag.grad, say, and the name
+        of the same object where the grader can resolve it (`utils.expressions.torch` -> `torch`).
+        `wild=False` leaves out what only a `from ... import *` would make of an unknown name."""
+        found = self._qualify(node, local, wild)
+        return found | {c for c in map(_canonical, found) if c}
+
+    def _qualify(self, node: ast.AST, local: dict[str, set[str]] | None = None, wild: bool = True) -> set[str]:
         if isinstance(node, ast.Name):
             if local and node.id in local:
                 return set(local[node.id])
@@ -230,15 +336,15 @@ class _Names:
                 return set(self.module[node.id])
             if node.id in BUILTIN_NAMES:
                 return {f"builtins.{node.id}"}
-            return {f"{module}.{node.id}" for module in self.wildcards}
+            return {f"{module}.{node.id}" for module in self.wildcards} if wild else set()
         if isinstance(node, ast.Attribute):
-            return {f"{q}.{node.attr}" for q in self.qualify(node.value, local)}
+            return {f"{q}.{node.attr}" for q in self.qualify(node.value, local, wild)}
         if isinstance(node, ast.Subscript):
             key = node.slice
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                if "sys.modules" in self.qualify(node.value, local):
+                if "sys.modules" in self.qualify(node.value, local, wild):
                     return {key.value}
-                if "builtins.__builtins__" in self.qualify(node.value, local):
+                if "builtins.__builtins__" in self.qualify(node.value, local, wild):
                     return {f"builtins.{key.value}"}
             return set()
         if isinstance(node, ast.Call):
@@ -259,15 +365,26 @@ def _within(name: str, prefixes: tuple[str, ...] | set[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+def _private_torch(name: str) -> bool:
+    """torch's internals, the back doors to what the rules forbid: torch._C, torch._softmax, torch.ops."""
+    parts = name.split(".")
+    return parts[0] == "torch" and (any(p.startswith("_") and not p.startswith("__") for p in parts[1:])
+                                    or parts[1:2] == ["ops"])
+
+
 # ---------------------------------------------------------------- the guarded code and what it uses
 
 
 def _binds(node: ast.AST, name: str) -> bool:
-    """True when a module-level statement defines or rebinds `name`."""
+    """True when a module-level statement defines or rebinds `name` (walrus and `match` captures too)."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return node.name == name
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         return any((a.asname or a.name.split(".")[0]) == name for a in node.names)
+    if isinstance(node, ast.Match) and name in _pattern_names(node):
+        return True
+    if any(isinstance(n, ast.NamedExpr) and name in _names_in_target(n.target) for n in ast.walk(node)):
+        return True
     return any(name in _names_in_target(t) for t in _targets(node))
 
 
@@ -292,7 +409,21 @@ def _functions_declaring_global(tree: ast.Module, name: str) -> list[ast.AST]:
 
 
 def _referenced(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    """The names a statement reads, and those a `from ... import` of it brings in (followed like the rest)."""
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if isinstance(node, ast.ImportFrom):
+        names |= {a.name for a in node.names}
+    return names
+
+
+def _defined_names(node: ast.AST) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name.split(".")[0]) for a in node.names]
+    found = [n for t in _targets(node) for n in _names_in_target(t)]
+    found += [n for w in ast.walk(node) if isinstance(w, ast.NamedExpr) for n in _names_in_target(w.target)]
+    return found + (_pattern_names(node) if isinstance(node, ast.Match) else [])
 
 
 def _closure(cells: list[_Cell], roots: list[str]) -> list[tuple[_Cell, ast.AST]]:
@@ -318,42 +449,61 @@ def _closure(cells: list[_Cell], roots: list[str]) -> list[tuple[_Cell, ast.AST]
     return found
 
 
-def _defined_names(node: ast.AST) -> list[str]:
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [node.name]
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return [(a.asname or a.name.split(".")[0]) for a in node.names]
-    return [n for t in _targets(node) for n in _names_in_target(t)]
-
-
 def _enclosing_locals(names: _Names, node: ast.AST) -> dict[str, set[str]]:
     return names.local_scope(node) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else {}
 
 
-def _uses(names: _Names, node: ast.AST) -> list[tuple[ast.AST, set[str], str | None]]:
-    """(expression, the dotted names it may stand for, its attribute name) for every name, attribute and import."""
+def _uses(names: _Names, node: ast.AST) -> list[tuple[ast.AST, set[str], set[str], str | None]]:
+    """(expression, the dotted names it is spelled as, those of what it resolves to, the attribute it reaches) for
+    every name, attribute, import and attribute given as a string (getattr, attrgetter, methodcaller)."""
     local = _enclosing_locals(names, node)
     found = []
+
+    def add(n: ast.AST, spelled: set[str], attribute: str | None) -> None:
+        found.append((n, spelled, {r for r in map(_resolve, spelled) if r}, attribute))
+
     for n in ast.walk(node):
         if isinstance(n, (ast.Name, ast.Attribute, ast.Call)):
-            found.append((n, names.qualify(n, local), n.attr if isinstance(n, ast.Attribute) else None))
+            add(n, names._qualify(n, local), n.attr if isinstance(n, ast.Attribute) else None)
+            if isinstance(n, ast.Call):
+                functions = names.qualify(n.func, local)
+                texts = [a.value for a in n.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                if functions & {"builtins.getattr", "builtins.hasattr", "operator.attrgetter", "operator.methodcaller"}:
+                    for text in texts:
+                        for part in text.split("."):
+                            add(n, set(), part)
         elif isinstance(n, ast.Import):
-            found += [(n, {a.name}, None) for a in n.names]
+            for a in n.names:
+                add(n, {a.name}, None)
         elif isinstance(n, ast.ImportFrom) and n.module:
-            found += [(n, {f"{n.module}.{a.name}" for a in n.names} | {n.module}, None)]
+            add(n, {f"{n.module}.{a.name}" for a in n.names} | {n.module}, None)
     return found
 
 
-def _breaks(rule: dict, qualified: set[str], attribute: str | None) -> bool:
+def _verdict(rule: dict, spelled: set[str], resolved: set, attribute: str | None, own: set[str]) -> str | None:
+    """"broken", "review" (a name the notebook also defines itself), or None, for one use in the named code."""
     kind = rule.get("rule")
-    if kind == "no-autograd":
-        return attribute in AUTOGRAD_ATTRIBUTES or any(_within(q, AUTOGRAD_MODULES) for q in qualified)
-    if kind == "no-torch":
-        return any(_within(q, ("torch", "functorch")) for q in qualified)
-    if kind == "no-call":
+    if any(_private_torch(q) for q in spelled):  # as written: torch's own functions live in private modules
+        return "broken"
+    modules = spelled | {name for what, name in resolved if what == "module"}
+    functions = {name for what, name in resolved if what == "function"}
+    everything = spelled | {name for _, name in resolved}
+    if kind == "no-autograd":  # autograd's functions, however imported; not its classes (torch.no_grad is one)
+        by_name = attribute in AUTOGRAD_ATTRIBUTES
+        by_module = any(_within(q, AUTOGRAD_MODULES) for q in modules | functions)
+    elif kind == "no-torch":
+        by_name, by_module = False, any(_within(q, ("torch", "functorch")) for q in everything)
+    elif kind == "no-call":
         forbidden = set(rule.get("names", ()))
-        return attribute in forbidden or any(q.rsplit(".", 1)[-1] in forbidden for q in qualified)
-    raise ValueError(f"unknown rule {kind!r}: use no-autograd, no-torch or no-call")
+        by_name = attribute in forbidden
+        by_module = any(q.rsplit(".", 1)[-1] in forbidden for q in everything)
+    else:
+        raise ValueError(f"unknown rule {kind!r}: use no-autograd, no-torch or no-call")
+    if by_module:
+        return "broken"
+    if by_name:  # `.backward` of a tensor, or of the student's own layer? the grader cannot tell types apart
+        return "review" if attribute in own else "broken"
+    return None
 
 
 def describe(rule: dict) -> str:
@@ -369,30 +519,61 @@ def describe(rule: dict) -> str:
 # ---------------------------------------------------------------- the whole notebook: tampering, needs review
 
 
-def _tampering(names: _Names, cell: _Cell) -> list[tuple[ast.AST, str]]:
-    """(node, why) for every place the cell disarms a guard."""
+def _protected(names: _Names, expression: ast.AST) -> str | None:
+    """A protected module the expression reaches anywhere (not as the function of a call, which makes something new)."""
+    callees = {id(n.func) for n in ast.walk(expression) if isinstance(n, ast.Call)}
+    # A chain counts as a whole (torch.backends.cudnn is not torch): skip what is only part of a longer one.
+    parts = {id(n.value) for n in ast.walk(expression) if isinstance(n, (ast.Attribute, ast.Subscript))}
+    for n in ast.walk(expression):
+        if isinstance(n, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)) and id(n) not in callees | parts:
+            for q in sorted(names.qualify(n, wild=False)):
+                if _within(q, PROTECTED) and not _within(q, UNPROTECTED):
+                    return q
+    return None
+
+
+def _tampering(names: _Names, cell: _Cell, hidden: set[str]) -> list[tuple[ast.AST, str]]:
+    """(node, why) for every place the cell disarms a guard or reaches for the tests' own machinery."""
     found = []
     for node in ast.walk(cell.tree):
         for target in _targets(node):
             if isinstance(target, (ast.Attribute, ast.Subscript)):
-                changed = names.qualify(_root(target))
-                if isinstance(target, ast.Attribute):
-                    changed |= {q for q in names.qualify(target) if q.startswith(("sys.", "builtins."))}
-                if any(_within(q, PROTECTED) and not _within(q, UNPROTECTED) for q in changed):
-                    found.append((node, f"changes {sorted(changed)[0]}"))
+                changed = _protected(names, _root(target))
+                if changed is None and isinstance(target, ast.Attribute):
+                    changed = next((q for q in sorted(names.qualify(target)) if _within(q, PROTECTED)
+                                    and q.startswith(("sys.", "builtins."))), None)
+                if changed:
+                    found.append((node, f"changes {changed}"))
         if isinstance(node, ast.Call):
             functions = names.qualify(node.func)
             if functions & {"builtins.setattr", "builtins.delattr"} and node.args:
-                changed = names.qualify(node.args[0])
-                if any(_within(q, PROTECTED) and not _within(q, UNPROTECTED) for q in changed):
-                    found.append((node, f"changes {sorted(changed)[0]}"))
+                changed = _protected(names, node.args[0])
+                if changed:
+                    found.append((node, f"changes {changed}"))
             if any(_within(q, TRACING) for q in functions):
                 found.append((node, f"installs a hook ({sorted(functions)[0]})"))
             if isinstance(node.func, ast.Attribute) and node.func.attr in MUTATING:
                 if names.qualify(node.func.value) & {"sys.modules", "sys.meta_path", "sys.path_hooks"}:
                     found.append((node, f"changes {sorted(names.qualify(node.func.value))[0]}"))
-        if isinstance(node, ast.Attribute) and node.attr in IPYTHON_HOOKS and "ipython" in names.qualify(node.value):
+        if isinstance(node, ast.Attribute) and node.attr not in IPYTHON_ALLOWED and "ipython" in names.qualify(node.value):
             found.append((node, f"reaches into IPython ({node.attr})"))
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for module in modules:
+                if _within(module, ("IPython",)) and not _within(module, ("IPython.display",)):
+                    found.append((node, f"reaches into IPython ({module})"))
+                if module == "__main__":
+                    found.append((node, "reaches into __main__, where the tests run"))
+        if isinstance(node, ast.Call) and node.args and any(
+                q.startswith("ipython.run_") and q.endswith("magic") for q in names.qualify(node.func)):
+            magic = node.args[0]
+            name = str(magic.value).split()[0] if isinstance(magic, ast.Constant) and str(magic.value).split() else "?"
+            if name not in BENIGN_MAGICS | CODE_MAGICS:  # %config, %run, %%script...: code the grader cannot read
+                found.append((node, f"runs code through the %{name} magic"))
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in hidden:
+            found.append((node, f"uses the hidden tests' own `{node.id}`"))
+        if isinstance(node, (ast.Subscript, ast.Attribute)) and "__main__" in names.qualify(node):
+            found.append((node, "reaches into __main__, where the tests run"))
     return found
 
 
@@ -407,68 +588,130 @@ def _needs_review(names: _Names, cell: _Cell) -> list[tuple[ast.AST, str]]:
                 name = node.args[1] if len(node.args) >= 2 else None
                 if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
                     found.append((node, "an attribute reached by a computed name"))
-            if any(q.startswith("ipython.run_") and q.endswith("magic") for q in functions) and node.args:
-                magic = node.args[0]
-                if not (isinstance(magic, ast.Constant) and str(magic.value).split()[0] in BENIGN_MAGICS):
-                    found.append((node, "an IPython magic or shell command"))
-            elif "ipython.system" in functions or "ipython.getoutput" in functions:
+            if "ipython.system" in functions or "ipython.getoutput" in functions:
                 found.append((node, "a shell command"))
+            if functions & {"sys.modules.get", "sys.modules.__getitem__"}:
+                found.append((node, "a module looked up by name"))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             risky = [m for m in modules if _within(m, REVIEW_MODULES)]
             if risky:
                 found.append((node, f"imports {risky[0]}"))
         elif isinstance(node, ast.Attribute) and node.attr in REVIEW_ATTRIBUTES:
-            if node.attr not in ("system", "kill", "getoutput") or names.qualify(node.value) & {"os", "ipython"}:
+            if node.attr not in ("system", "kill", "getoutput", "environ", "getenv", "putenv") \
+                    or names.qualify(node.value) & {"os", "ipython"}:
                 found.append((node, f"uses .{node.attr}"))
+        elif isinstance(node, ast.Subscript) and "sys.modules" in names.qualify(node.value):
+            if not (isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+                found.append((node, "a module looked up by a computed name"))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in REVIEW_METHODS:
             found.append((node, f"defines {node.name}, which runs whenever Python decides"))
         elif isinstance(node, ast.Name) and node.id == "__builtins__":
             found.append((node, "uses __builtins__"))
+        elif isinstance(node, ast.Constant) and node.value == "COURSE_ANSWERS":
+            found.append((node, "names the folder where the tests record answers"))
     return found
 
 
 def _flag(kind: str, cell: _Cell, node: ast.AST, why: str) -> Flag:
     code = cell.code(node)
     digest = hashlib.sha1(f"{kind}|{cell.label}|{code}".encode()).hexdigest()[:10]
-    return Flag(id=digest, cell=cell.label, line=getattr(node, "lineno", 0), code=code, why=why)
+    return Flag(id=digest, cell=cell.label, line=getattr(node, "lineno", 0), code=code, why=printable(why))
+
+
+def _top_level_names(source: str) -> set[str]:
+    try:
+        return {n for node in ast.parse(_python(source)).body for n in _defined_names(node)}
+    except (SyntaxError, RecursionError, ValueError):
+        return set()
+
+
+def hidden_names(exercise: Exercise, cells: list[_Cell]) -> set[str]:
+    """Names only the hidden tests define (`cases`, `answers`, `check`, ...): a student's code cannot know them,
+    unless it defines them itself."""
+    hidden = set().union(*(_top_level_names(t.hidden) for t in exercise.tests))
+    visible = set().union(*(_top_level_names(HIDDEN.sub("", c.source)) for c in exercise.notebook.cells if c.cell_type == "code"))
+    own = {n for c in cells if c.student for node in ast.walk(c.tree)
+           for n in ([node.id] if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)) else [])}
+    own |= {n for c in cells if c.student for node in ast.walk(c.tree) if isinstance(node, ast.stmt) for n in _defined_names(node)}
+    own |= {a.arg for c in cells if c.student for node in ast.walk(c.tree) if isinstance(node, ast.arg) for a in [node]}
+    return hidden - visible - own - set(dir(sys.modules["builtins"]))
 
 
 def check(exercise: Exercise, notebook: nbformat.NotebookNode) -> Report:
     """The rules of `exercise` on a prepared submission: what is broken, and what needs the instructor's eye."""
+    ruled = tuple(t.grade_id for t in exercise.tests if t.rules)
+    try:
+        return _check(exercise, notebook)
+    except Unreadable as unreadable:
+        where, code = unreadable.label, unreadable.code
+    except (RecursionError, MemoryError):
+        where, code = "a cell", ""
+    report = Report()
+    rule = "code the grader can read: this cell is nested too deeply for it, so write it more simply"
+    if ruled:
+        report.violations.append(Violation(rule, ruled, where, 1, code))
+    else:
+        report.flags.append(Flag(hashlib.sha1(f"{where}|{code}".encode()).hexdigest()[:10], where, 1, code, rule))
+    return report
+
+
+def _check(exercise: Exercise, notebook: nbformat.NotebookNode) -> Report:
     cells = _cells(notebook)
     names = _Names(cells)
+    own = {n.name for c in cells if c.student for n in ast.walk(c.tree)
+           if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     report = Report()
     ruled = [t for t in exercise.tests if t.rules]
+    reviewed: set[tuple[str, int]] = set()
     for test in ruled:
         for rule in test.rules:
             violation = None
             for cell, node in _closure(cells, list(rule.get("in", ()))):
-                for expression, qualified, attribute in _uses(names, node):
-                    if _breaks(rule, qualified, attribute):
+                for expression, spelled, resolved, attribute in _uses(names, node):
+                    verdict = _verdict(rule, spelled, resolved, attribute, own)
+                    if verdict == "broken" and violation is None:
                         violation = Violation(describe(rule), (test.grade_id,), cell.label,
                                               getattr(expression, "lineno", 0), cell.code(expression))
-                        break
-                if violation:
-                    break
+                    elif verdict == "review" and (cell.label, getattr(expression, "lineno", 0)) not in reviewed:
+                        reviewed.add((cell.label, getattr(expression, "lineno", 0)))
+                        report.flags.append(_flag("own-name", cell, expression, f"`.{attribute}` in {describe(rule)}: "
+                                                  f"autograd's (or torch's) or the notebook's own method?"))
             if violation:
                 report.violations.append(violation)
-    guarded = tuple(t.grade_id for t in ruled)
+    # What a rule forbids, used outside all the code the rules name: fine for a scratch check, but a person looks.
+    guarded = {id(node) for test in ruled for rule in test.rules for _, node in _closure(cells, list(rule.get("in", ())))}
+    for test in ruled:
+        for rule in test.rules:
+            for cell in (c for c in cells if c.student):
+                for node in cell.tree.body:
+                    if id(node) in guarded:
+                        continue
+                    for expression, spelled, resolved, attribute in _uses(names, node):
+                        if _verdict(rule, spelled, resolved, attribute, own) == "broken":
+                            key = (cell.label, getattr(expression, "lineno", 0))
+                            if key not in reviewed:
+                                reviewed.add(key)
+                                report.flags.append(_flag("outside", cell, expression,
+                                                          f"used outside the code the rule names ({describe(rule)})"))
+                            break
+    guards = tuple(t.grade_id for t in ruled)
+    hidden = hidden_names(exercise, cells)
     seen = set()
     for cell in (c for c in cells if c.student):
-        for node, why in _tampering(names, cell):
+        for node, why in _tampering(names, cell, hidden):
             key = (cell.label, getattr(node, "lineno", 0))
             if key in seen:
                 continue
             seen.add(key)
-            if guarded:
-                report.violations.append(Violation(f"no tampering with the course's guards: the code {why}", guarded,
-                                                   cell.label, getattr(node, "lineno", 0), cell.code(node)))
+            if guards:
+                report.violations.append(Violation(f"no tampering with the tests or the course's guards: the code {why}",
+                                                   guards, cell.label, getattr(node, "lineno", 0), cell.code(node)))
             else:
                 report.flags.append(_flag("tampering", cell, node, f"the code {why}"))
         for node, why in _needs_review(names, cell):
             key = (cell.label, getattr(node, "lineno", 0))
-            if key not in seen:
+            if key not in seen and key not in reviewed:
                 seen.add(key)
                 report.flags.append(_flag("review", cell, node, why))
     return report

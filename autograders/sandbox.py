@@ -30,6 +30,9 @@ from autograders.protocol import receive, send
 
 WORKER = "autograders.worker"
 OUTPUT_TYPES = {"stream", "display_data", "error"}
+STARTING = 300  # seconds a worker may take to import torch and say it is ready (a busy machine is slow)
+TALKING = 60  # seconds a worker may take to begin or end a submission
+GRACE = 15  # seconds beyond the cell's own limit before the worker itself is taken for stuck (it kills a cell at +5)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class Sandbox:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONSAFEPATH": "1",  # the working folder is never on the path: a planted module is never imported
             "OMP_NUM_THREADS": str(settings.threads),
             "MKL_NUM_THREADS": str(settings.threads),
             "MPLBACKEND": "Agg",
@@ -175,27 +179,31 @@ class Sandbox:
         self.process = subprocess.Popen(
             command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
-        ready = receive(self.process.stdout)
+        ready = receive(self.process.stdout, time.monotonic() + STARTING)
         if not ready or not ready.get("ready"):
             self.close()
             raise RuntimeError("the grading sandbox did not start (is the course installed in this environment?)")
 
-    def _ask(self, message: dict) -> dict | None:
+    def _ask(self, message: dict, seconds: float) -> dict | None:
+        """The worker's answer, or None if it died or took longer than `seconds` (then it is killed)."""
         process = self.process
         if process is None:
             return None
         try:
             send(process.stdin, message)
-            return receive(process.stdout)
+            reply = receive(process.stdout, time.monotonic() + seconds)
         except (OSError, ValueError):
-            return None
+            reply = None
+        if reply is None:
+            self.close()
+        return reply
 
     def _begin(self, limits: Limits) -> bool:
         """A fresh child for the next submission; a worker that cannot make one is replaced once."""
         for _ in range(2):
             if not self.running:
                 self.start()
-            reply = self._ask({"begin": asdict(limits)})
+            reply = self._ask({"begin": asdict(limits)}, TALKING)
             if reply and reply.get("begun"):
                 return True
             self.close()
@@ -213,10 +221,9 @@ class Sandbox:
                 if skip and outputs and any(o.get("ename") == "CellTimeoutError" for o in outputs[-1] or []):
                     outputs.append(None)
                     continue
-                reply = self._ask({"run": source, "collect": collect})
-                if reply is None:  # the worker itself died: what it was doing is lost
-                    self.close()
-                    ended = "the grading worker died"
+                reply = self._ask({"run": source, "collect": collect}, job.limits.cell_seconds + GRACE)
+                if reply is None:  # the worker died or stopped answering (killed): what it was doing is lost
+                    ended = "the grading worker died or stopped answering, and was replaced"
                     break
                 outputs.append(_well_formed(reply.get("outputs")))
                 recorded = reply.get("answers")
@@ -225,8 +232,8 @@ class Sandbox:
                 if reply.get("ended"):
                     ended = str(reply["ended"])
                     break
-            if self.running and self._ask({"end": True}) is None:
-                self.close()
+            if self.running:
+                self._ask({"end": True}, TALKING)
         if not self.settings.warm:
             self.close()
         outputs += [None] * (len(job.steps) - len(outputs))

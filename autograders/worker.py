@@ -247,9 +247,12 @@ class Submission:
             timeout = {"output_type": "error", "ename": "CellTimeoutError", "traceback": [],
                        "evalue": f"the cell ran longer than the {self.limits['cell_seconds']:g} s limit and was killed"}
             return {"outputs": [timeout], "answers": {}, "ended": self.ended}
-        reply = receive(self.results_in)
+        # The child says when it is done; it may lie about how much follows, or stop in the middle.
+        largest = 4 * int(self.limits["output_chars"]) + (8 << 20)
+        reply = receive(self.results_in, time.monotonic() + grace, largest)
         if reply is None:
-            self.ended = "the notebook's process exited"
+            self._signal(signal.SIGKILL)
+            self.ended = "the notebook's process exited, or sent what the grader could not read"
             return {"outputs": None, "answers": {}, "ended": self.ended}
         answers = {}
         if collect:
@@ -301,11 +304,27 @@ class Submission:
         if isolated:
             _kill_everything_else(spare)
         shutil.rmtree(self.workdir, ignore_errors=True)
-        if isolated:  # a clean /tmp for the next submission
-            for entry in Path("/tmp").iterdir():
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
-            Path(os.environ.get("HOME", "/tmp/home")).mkdir(parents=True, exist_ok=True)
+        # Nothing a submission wrote survives it: not in its folder, nor anywhere else it could write.
+        for folder in ([self.workdir.parent, Path("/tmp"), Path("/dev/shm")] if isolated else [self.workdir.parent]):
+            _empty(folder)
+        Path(os.environ.get("HOME", "/tmp/home")).mkdir(parents=True, exist_ok=True)
         return time.monotonic() - self.started
+
+
+def _empty(folder: Path) -> None:
+    """Remove everything inside `folder` (the folder itself stays)."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                entry.unlink()
+            except OSError:
+                pass
 
 
 def _kill_everything_else(spare: set[int]) -> None:

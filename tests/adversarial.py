@@ -130,7 +130,7 @@ CASES = [
     Case("tampers_with_files", lambda: _insert(_sample("alice"), "test_neuron_forward", TAMPER_FILES),
          10, "all tests passed"),
     Case("patches_comparisons", lambda: _insert(_sample("Copy of ex01 (bob)"), "test_neuron_forward", PATCH_COMPARISONS),
-         3, "no tampering with the course's guards"),
+         3, "no tampering with the tests or the course's guards"),
     Case("always_equal_objects", lambda: _insert(_sample("alice"), "test_neuron_forward", ALWAYS_EQUAL),
          6, "should be a tensor"),  # neuron_backward's objects; the shared cell below redefines its own
     Case("edits_test_cells", lambda: _blank_tests(_sample("Copy of ex01 (bob)")), 3, "exactly 2x"),

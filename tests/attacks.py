@@ -163,6 +163,8 @@ def _decodings(text: str) -> list[str]:
             pass
     for token in re.findall(r"(?:[0-9a-f]{2}){16,}", text):
         forms.append(bytes.fromhex(token).decode("utf-8", "replace"))
+    for token in re.findall(r"(?:z[0-9a-f]{2}\.){8,}z[0-9a-f]{2}", text):  # bytes spelled as words: z69.z6d...
+        forms.append(bytes.fromhex(token.replace("z", "").replace(".", "")).decode("utf-8", "replace"))
     return forms
 
 

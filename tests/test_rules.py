@@ -19,15 +19,16 @@ NO_TORCH = {"test_engine": [{"rule": "no-torch", "in": ["Value"]}]}
 NO_LSE = {"test_lse": [{"rule": "no-call", "names": ["logsumexp", "softmax", "log_softmax"], "in": ["lse"]}]}
 
 
-def report(rules: dict, *student: str, locked: tuple[str, ...] = ()):
-    """The rules check on a notebook: a locked setup cell, then the student's cells, then the test cells."""
+def report(rules: dict, *student: str, locked: tuple[str, ...] = (), hidden: str = ""):
+    """The rules check on a notebook: a locked setup cell, then the student's cells, then the test cells
+    (with `hidden` as each one's hidden tests)."""
     cells = [_cell(SETUP, locked=True)] + [_cell(code) for code in student] + [_cell(code, locked=True) for code in locked]
     for grade_id in rules:
-        test = _cell("pass", locked=True)
+        test = _cell(f"pass\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS\n" if hidden else "pass", locked=True)
         test.metadata["nbgrader"].update(grade=True, grade_id=grade_id, points=1)
         cells.append(test)
     exercise = Exercise("ex", Path("ex.ipynb"), nbformat.v4.new_notebook(cells=cells),
-                        [TestCell(g, 1, "", tuple(r)) for g, r in rules.items()])
+                        [TestCell(g, 1, hidden, tuple(r)) for g, r in rules.items()])
     return check(exercise, exercise.notebook)
 
 
@@ -197,3 +198,77 @@ def test_every_solution_is_clean_and_every_sample_breaks_only_what_it_means_to(e
         want = intended.get((exercise, student))
         assert [v.rule for v in found.violations][:1] == ([want] if want else []), (sample, found.violations)
         assert found.flags == [], (sample, found.flags)
+
+
+# ---- what a red team tried (the attacks are kept here as tests)
+
+NO_LSE_IN_CLASS = {"test_lse": [{"rule": "no-call", "names": ["logsumexp", "softmax", "log_softmax"], "in": ["LogSumExp"]}]}
+
+
+@pytest.mark.parametrize("code", [
+    "def backward(x):\n    return torch._C._ImperativeEngine().run_backward((x.sum(),), (None,), False, False, (x,), False, False)",
+    "def backward(x):\n    return torch._make_dual(x, x, level=0)",
+    "def backward(x):\n    return torch.ops.aten.sum(x)",
+    "import operator\ndef backward(x):\n    return operator.attrgetter('grad')(x)",
+    "from utils.expressions import torch as T\ndef backward(x):\n    return T.autograd.grad(x.sum(), x)",
+])
+def test_no_autograd_sees_private_entry_points_strings_and_reexports(code):
+    assert broken(NO_AUTOGRAD, code), code
+
+
+@pytest.mark.parametrize("code", [
+    "class LogSumExp:\n    pass\nimport __main__\n__main__.LogSumExp = torch.logsumexp",
+    "def _cheat(x):\n    return torch.logsumexp(x, -1)\nfrom __main__ import _cheat as LogSumExp",
+    "_ = [(LogSumExp := lambda x: torch.logsumexp(x, -1))]",
+    "match (lambda x: torch.logsumexp(x, -1)):\n    case LogSumExp:\n        pass",
+    "import operator\nclass LogSumExp:\n    apply = staticmethod(lambda x: operator.attrgetter('logsumexp')(torch)(x, -1))",
+    "class LogSumExp:\n    apply = staticmethod(lambda x: torch._softmax(x, -1, False))",
+])
+def test_rebinding_the_named_code_anywhere_is_followed(code):
+    assert report(NO_LSE_IN_CLASS, code).violations, code
+
+
+@pytest.mark.parametrize("code", [
+    "%%time\nclass LogSumExp:\n    apply = staticmethod(lambda x: torch.logsumexp(x, -1))",
+    "%time LogSumExp = type('LogSumExp', (), {'apply': staticmethod(lambda x: torch.logsumexp(x, -1))})",
+    "%timeit -n 1 -r 1 LogSumExp = torch.logsumexp",
+])
+def test_code_inside_time_magics_is_read(code):
+    assert report(NO_LSE_IN_CLASS, code).violations, code
+
+
+@pytest.mark.parametrize("code", [
+    "%config IPCompleter.greedy = globals().update(LogSumExp=1)",
+    "[utils.grading][0].graded = lambda *a, **k: None",
+    "import utils.grading as g\n(lambda: g)().graded = print",
+    "from IPython.core.interactiveshell import InteractiveShell\nInteractiveShell.instance().events.register('post_run_cell', print)",
+    "import torch\nanswers_so_far = cases()",
+])
+def test_reaching_for_the_tests_or_their_machinery_is_tampering(code):
+    found = report(NO_AUTOGRAD, "def backward(x):\n    return 2 * x", code, hidden="def cases():\n    yield 1")
+    assert found.violations and "tampering" in found.violations[0].rule, (code, found)
+
+
+def test_a_method_of_the_notebooks_own_named_like_a_forbidden_one_needs_review_not_zero():
+    layer = ("class Layer:\n    def backward(self, g):\n        return 2 * g\n\n"
+             "def backward(x):\n    return Layer().backward(x)")
+    found = report(NO_AUTOGRAD, layer)
+    assert found.violations == [] and [f.why[:12] for f in found.flags] == ["`.backward` "]
+    own_softmax = ("class LogSumExp:\n    @staticmethod\n    def softmax(x, lse):\n        return (x - lse).exp()\n"
+                   "    def apply(self, x):\n        return LogSumExp.softmax(x, 0)")
+    assert report(NO_LSE_IN_CLASS, own_softmax).violations == []
+
+
+def test_autograd_outside_the_named_code_needs_review():
+    found = report(NO_AUTOGRAD, "def backward(x):\n    return 2 * x", "check = torch.autograd.grad")
+    assert found.violations == [] and "outside the code the rule names" in found.flags[0].why
+
+
+def test_unreadable_code_breaks_the_rules_instead_of_the_grader():
+    found = report(NO_AUTOGRAD, "def backward(x):\n    return 2 * x", "deep = " + "-" * 5000 + "1")
+    assert [v.rule[:24] for v in found.violations] == ["code the grader can read"]
+
+
+def test_escape_codes_in_a_students_line_are_written_out():
+    found = report(NO_AUTOGRAD, "import gc  # \x1b[2K\x1b[1Aall fine here")
+    assert "\x1b" not in found.flags[0].code and "\\x1b[2K" in found.flags[0].code

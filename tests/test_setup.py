@@ -21,7 +21,7 @@ def normalized(requirement: str) -> str:
 def test_environment_yml_names_the_same_packages_and_ranges_as_pyproject():
     project = pyproject()["project"]
     extras = project["optional-dependencies"]
-    wanted = {normalized(r) for r in project["dependencies"] + extras["instructor"] + extras["test"]}
+    wanted = {normalized(r) for r in project["dependencies"] + extras["instructor"] + extras["site"] + extras["test"]}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     listed = {normalized(r) for r in pip_section if not r.startswith("-e")}
