@@ -356,7 +356,7 @@ def forbid_autograd(what: str) -> Iterator[None]:
 
 
 @contextmanager
-def forbid_calls(what: str, names: Iterable[str], instead: str = "write it yourself") -> Iterator[None]:
+def forbid_calls(what: str, names: Iterable[str]) -> Iterator[None]:
     """Fail if the code inside uses one of torch's functions `names` (e.g. "softmax"), however it is reached:
     torch.softmax, Tensor.softmax, F.softmax, torch.special.softmax, nn.Softmax, or inside a backward pass.
     """
@@ -366,7 +366,7 @@ def forbid_calls(what: str, names: Iterable[str], instead: str = "write it yours
         name = _op_name(func)
         if name not in names:
             return None
-        return f"{what} used torch's {name} (directly or through another function): {instead}."
+        return f"{what} used torch's {name} (directly or through another function), which this exercise asks you to write yourself."
 
     with _refusing(_Refuse(refusal), _RefuseOps(refusal)):
         yield
