@@ -1,4 +1,5 @@
-"""utils.expressions: expressions as data, run on a scalar engine and checked against torch.autograd.
+"""utils.expressions and utils.engine_mistakes: expressions as data, run on a scalar engine and checked against
+torch.autograd, with the likely mistake named.
 
 A small engine, written the way exercise 06 asks, passes on every kind of expression; each familiar
 mistake, built into a copy of it, fails with a message that names that mistake.
@@ -9,11 +10,11 @@ import math
 import pytest
 import torch
 
+from utils.engine_mistakes import emulate
 from utils.expressions import (
     assert_engine_matches,
     check_engine,
     describe,
-    emulate,
     evaluate,
     random_expression,
     reference,
