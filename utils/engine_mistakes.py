@@ -18,9 +18,11 @@ RULES = {  # each operation's local derivative, as a student should write it
     "add": "d(a + b)/da = d(a + b)/db = 1: both operands get out.grad unchanged.",
     "mul": "d(a * b)/da = b and d(a * b)/db = a: each operand gets the other one's data times out.grad.",
     "pow": "d(a ** c)/da = c * a ** (c - 1), times out.grad.",
-    "relu": "relu'(a) = 1 where a > 0 and 0 where a < 0, times out.grad.",
-    "tanh": "d tanh(a)/da = 1 - tanh(a) ** 2: square the output (out.data), not the input; times out.grad.",
-    "exp": "d exp(a)/da = exp(a), which is the output itself (out.data); times out.grad.",
+    "relu": "relu'(a) = 1 where a > 0 and 0 where a <= 0 (0 at the kink a = 0, as in PyTorch), times out.grad.",
+    "tanh": "d tanh(a)/da = 1 - tanh(a) ** 2: square the output (out.data), not the input, and multiply by out.grad.",
+    "exp": "d exp(a)/da = exp(a), which is the output itself (out.data), times out.grad.",
+    "log": "d log(a)/da = 1 / a, one over the input (self.data), not the output, times out.grad.",
+    "sigmoid": "d sigmoid(a)/da = s * (1 - s) with s = sigmoid(a), the output (out.data) and not the input, times out.grad.",
     "sub": "a - b is built as a + (-b), and -b as b * -1: if + and * pass on their own, look at * with a number.",
     "div": "a / b is built as a * b ** -1: if * and ** pass on their own, every _backward must multiply by out.grad.",
     "neg": "-a is built as a * -1: look at __mul__ with a Python number (it must be wrapped in a Value).",
@@ -58,6 +60,10 @@ WRONG_DERIVATIVES = {  # familiar wrong local derivatives, as (operation, what w
     "tanh of input": ("tanh", "1 - a ** 2"),
     "tanh unsquared": ("tanh", "1 - tanh(a)"),
     "exp of input": ("exp", "the input a"),
+    "log as exp": ("log", "the output log(a)"),
+    "log of output": ("log", "1 / log(a)"),
+    "sigmoid of input": ("sigmoid", "a * (1 - a)"),
+    "sigmoid output": ("sigmoid", "sigmoid(a)"),
 }
 
 
@@ -122,6 +128,14 @@ def _graph(leaf_values: Sequence[float], steps: Sequence[Step], wrong: str = "")
             t = math.tanh(data[a])
             derivative = {"tanh of input": 1 - data[a] ** 2, "tanh unsquared": 1 - t}.get(wrong, 1 - t * t)
             result = new(t, (a,), (derivative,), "tanh")
+        elif op == "log":
+            out = math.log(data[a])
+            derivative = {"log as exp": out, "log of output": 1 / out}.get(wrong, 1 / data[a])
+            result = new(out, (a,), (derivative,), "log")
+        elif op == "sigmoid":
+            sig = 1 / (1 + math.exp(-data[a]))
+            derivative = {"sigmoid of input": data[a] * (1 - data[a]), "sigmoid output": sig}.get(wrong, sig * (1 - sig))
+            result = new(sig, (a,), (derivative,), "sigmoid")
         else:
             e = math.exp(data[a])
             result = new(e, (a,), (data[a] if wrong == "exp of input" else e,), "exp")
@@ -160,31 +174,22 @@ def emulate(
 
     root = node[-1]
     grad[root] = 1.0
-    if recursive:
-
-        def walk(n: int) -> None:
+    if recursive:  # walk(n): n's _backward, then walk(each operand): a stack replays it without recursion
+        stack = [root]
+        while stack:
+            n = stack.pop()
             backward_one(n)
-            for parent in parents(n):
-                walk(parent)
-
-        walk(root)
-    else:
-        order, seen = [], set()
-
-        def visit(n: int) -> None:
-            if n not in seen:
-                seen.add(n)
-                for parent in parents(n):
-                    visit(parent)
-                order.append(n)
-
-        visit(root)
-        for n in reversed(order):
-            backward_one(n)
+            stack.extend(reversed(parents(n)))
+    else:  # operands are numbered before the nodes made from them: an order that is topological
+        seen = {root}
+        for n in range(root, -1, -1):
+            if n in seen:
+                backward_one(n)
+                seen.update(operands[n])
     return [grad[node[i]] for i in range(len(leaf_values))]
 
 
-_CORE = ("add", "mul", "pow", "relu", "tanh", "exp")
+_CORE = ("add", "mul", "pow", "relu", "tanh", "exp", "log", "sigmoid")
 
 
 def close(a: float, b: float) -> bool:
