@@ -22,6 +22,7 @@ from utils.expressions import (
     check_zero_grad,
     describe,
     evaluate,
+    is_safe,
     random_expression,
     reference,
     reused,
@@ -570,3 +571,9 @@ def test_zero_grad_resets_every_grad_and_its_mistakes_are_named():
     got["second"] = [2 * g for g in got["second"]]
     with pytest.raises(AssertionError, match="a second y.backward\\(\\) gave `x0` the grad 64, where the first gave 32"):
         assert_zero_grad(got, *LECTURE)
+
+
+def test_random_expressions_stay_inside_each_operations_domain():
+    assert not is_safe([0.1], [("log", 0)]) and not is_safe([-1.0], [("log", 0)]) and is_safe([2.0], [("log", 0)])
+    assert not is_safe([-40.0], [("sigmoid", 0)]) and is_safe([-1.5], [("sigmoid", 0)])  # math.exp(40) is fine, but flat
+    assert not is_safe([0.01], [("relu", 0)]) and not is_safe([5.0], [("exp", 0)])

@@ -111,6 +111,7 @@ def is_safe(leaf_values: Sequence[float], steps: Sequence[Step]) -> bool:
             or (op == "div" and abs(b) < 0.25)
             or (op == "exp" and a > 4)
             or (op == "log" and a < 0.25)
+            or (op == "sigmoid" and abs(a) > 30)  # flat there, and math.exp(-a) overflows beyond 709
         ):
             return False
     if not all(math.isfinite(v) and abs(v) < 1e3 for v in values):
