@@ -1,10 +1,22 @@
 """utils.checks: every check passes right answers silently and fails wrong ones with a message that teaches."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.autograd.forward_ad import dual_level, make_dual, unpack_dual
 
-from utils.checks import as_tensor, assert_accuracy, assert_grads_match, assert_values_match, forbid_autograd
+from utils.checks import (
+    as_tensor,
+    assert_accuracy,
+    assert_grads_match,
+    assert_values_match,
+    forbid_autograd,
+    forbid_calls,
+    forbid_torch,
+)
 
 
 @pytest.fixture
@@ -165,6 +177,51 @@ def test_forbid_autograd_catches_backward_grad_and_func():
                 attempt()
 
 
+def least_squares(w):
+    X = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    return 0.5 * ((X @ w - y) ** 2).sum()
+
+
+def by_dual_tensors(w):
+    """The gradient of least_squares from forward-mode dual tensors, one basis vector at a time."""
+    with dual_level():  # bound before the check starts, like make_dual: still caught
+        return torch.stack([unpack_dual(least_squares(make_dual(w, e))).tangent for e in torch.eye(2, dtype=w.dtype)])
+
+
+FORWARD_MODE = {
+    "jvp over basis vectors": lambda w: torch.stack(
+        [torch.func.jvp(least_squares, (w,), (e,))[1] for e in torch.eye(2, dtype=w.dtype)]
+    ),
+    "jacfwd": lambda w: torch.func.jacfwd(least_squares)(w),
+    "hessian": lambda w: torch.func.hessian(least_squares)(w) @ w,
+    "jacobian forward-mode": lambda w: torch.autograd.functional.jacobian(
+        least_squares, w, strategy="forward-mode", vectorize=True
+    ),
+    "make_dual in dual_level": by_dual_tensors,
+}
+
+
+@pytest.mark.parametrize("attempt", list(FORWARD_MODE))
+def test_forbid_autograd_catches_forward_mode(attempt):
+    w = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    expected = torch.tensor([-1.0, -1.0], dtype=torch.float64)
+    if attempt != "hessian":
+        assert torch.allclose(FORWARD_MODE[attempt](w), expected)  # each one computes the gradient
+    with pytest.raises(AssertionError, match="called autograd \\(forward mode"):
+        with forbid_autograd("least_squares_grad"):
+            FORWARD_MODE[attempt](w)
+
+
+def test_forbid_autograd_catches_a_swallowed_forward_mode_call():
+    with pytest.raises(AssertionError, match="derived by hand"):
+        with forbid_autograd("least_squares_grad"):
+            try:
+                torch.func.jacfwd(least_squares)(torch.ones(2, dtype=torch.float64))
+            except AssertionError:
+                pass
+
+
 def test_forbid_autograd_catches_a_swallowed_call():
     x = torch.tensor(2.0, requires_grad=True)
     with pytest.raises(AssertionError, match="derived by hand"):
@@ -176,12 +233,126 @@ def test_forbid_autograd_catches_a_swallowed_call():
 
 
 def test_forbid_autograd_allows_plain_arithmetic_and_restores_autograd():
+    X = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
     with forbid_autograd("my_backward"):
-        y = torch.tensor(3.0) * 2
-    assert y.item() == 6.0
+        product = torch.tensor(3.0) * 2
+        grad = X.T @ (X @ torch.ones(2, dtype=torch.float64) - y)  # a gradient derived by hand
+        detached = torch.ones(2, requires_grad=True).detach().exp()  # tensors that require grad may be used
+    assert product.item() == 6.0 and grad.tolist() == [-1.0, -1.0] and detached.shape == (2,)
     x = torch.tensor(2.0, requires_grad=True)
     (x**3).backward()
     assert x.grad.item() == 12.0
+    assert torch.func.jvp(least_squares, (torch.ones(2, dtype=torch.float64),), (torch.ones(2, dtype=torch.float64),))[1] == -2
+
+
+class StableLogSumExp(torch.autograd.Function):
+    """The max-shift log-sum-exp with its softmax written out: what exercise 05 asks for."""
+
+    @staticmethod
+    def forward(x):
+        m = x.max(dim=-1, keepdim=True).values
+        return m.squeeze(-1) + (x - m).exp().sum(dim=-1).log()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0], output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, out = ctx.saved_tensors
+        return grad_output.unsqueeze(-1) * (x - out.unsqueeze(-1)).exp()
+
+
+class SoftmaxInBackward(StableLogSumExp):
+    """A right forward pass whose backward pass uses torch.softmax."""
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, _ = ctx.saved_tensors
+        return grad_output.unsqueeze(-1) * torch.softmax(x, dim=-1)
+
+
+FORBIDDEN = ["logsumexp", "softmax", "log_softmax"]
+CALLS = {
+    "torch.logsumexp": lambda x: torch.logsumexp(x, dim=-1),
+    "Tensor.logsumexp": lambda x: x.logsumexp(-1),
+    "torch.special.logsumexp": lambda x: torch.special.logsumexp(x, -1),
+    "Tensor.softmax": lambda x: x.softmax(-1),
+    "F.log_softmax": lambda x: F.log_softmax(x, dim=-1),
+    "nn.Softmax": lambda x: torch.nn.Softmax(dim=-1)(x),
+    "F.cross_entropy": lambda x: F.cross_entropy(x, torch.tensor([0, 1])),
+    "softmax in a backward pass": lambda x: torch.autograd.grad(SoftmaxInBackward.apply(x).sum(), x),
+}
+
+
+@pytest.mark.parametrize("call", list(CALLS))
+def test_forbid_calls_catches_each_way_to_reach_a_function(call):
+    x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(AssertionError, match="LogSumExp used torch's (logsumexp|softmax|log_softmax) .*write yourself"):
+        with forbid_calls("LogSumExp", FORBIDDEN):
+            CALLS[call](x)
+
+
+def test_forbid_calls_allows_the_elementary_version_and_checks_of_it():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    with forbid_calls("LogSumExp", FORBIDDEN):
+        y = StableLogSumExp.apply(x)
+        (grad,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+        assert torch.autograd.gradcheck(StableLogSumExp.apply, (x,))
+        assert torch.autograd.gradgradcheck(StableLogSumExp.apply, (x,))
+        hessian = torch.autograd.functional.hessian(lambda t: StableLogSumExp.apply(t), x.detach()[0])
+    assert torch.allclose(y, torch.logsumexp(x, dim=-1)) and torch.allclose(grad, torch.softmax(x, dim=-1))
+    s = torch.softmax(x.detach()[0], dim=-1)
+    assert torch.allclose(hessian, torch.diag(s) - torch.outer(s, s))
+
+
+def test_forbid_calls_catches_a_swallowed_call_and_restores_torch():
+    x = torch.randn(2, 3, dtype=torch.float64)
+    with pytest.raises(AssertionError, match="used torch's softmax"):
+        with forbid_calls("cross_entropy", FORBIDDEN):
+            try:
+                torch.softmax(x, dim=-1)
+            except AssertionError:
+                pass
+    assert torch.allclose(torch.softmax(x, dim=-1).sum(dim=-1), torch.ones(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: torch.tensor(0.5).tanh().item(),
+        lambda: float(torch.sigmoid(torch.ones(()))),
+        lambda: math.log(torch.ones(()).exp()),
+    ],
+    ids=["torch.tensor", "torch.sigmoid", "a tensor method"],
+)
+def test_forbid_torch_catches_any_torch_call(call):
+    with pytest.raises(AssertionError, match="Value called torch\\.(tensor|ones): .*without torch"):
+        with forbid_torch("Value"):
+            call()
+
+
+def test_forbid_torch_allows_floats_and_math_and_catches_a_swallowed_call():
+    with forbid_torch("Value"):
+        y = math.tanh(0.5) * 2.0 + math.exp(-1.0)
+    assert y == pytest.approx(2 * math.tanh(0.5) + math.exp(-1.0))
+    with pytest.raises(AssertionError, match="Value called torch.zeros"):
+        with forbid_torch("Value"):
+            try:
+                torch.zeros(())
+            except AssertionError:
+                pass
+    assert torch.zeros(()).item() == 0.0  # torch works again after the block
+
+
+def test_a_list_of_numbers_or_of_0d_tensors_is_a_vector():
+    expected = torch.tensor([0.5, 0.345], dtype=torch.float64)
+    assert_values_match([0.5, 0.345], expected, "losses")
+    assert_values_match([torch.tensor(0.5, dtype=torch.float64), torch.tensor(0.345, dtype=torch.float64)], expected, "losses")
+    assert_values_match((torch.tensor(0.5), 0.345), expected.float(), "losses")
+    fails_with([torch.tensor(0.5), torch.tensor([0.345])], expected, "list of tensors of different shapes", check=assert_values_match)
+    fails_with([1.0, 0.345], expected, "1 of 2 entries differ", check=assert_values_match)
 
 
 def test_numpy_input_is_accepted_and_compared():

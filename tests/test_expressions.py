@@ -1,25 +1,37 @@
-"""utils.expressions: expressions as data, run on a scalar engine and checked against torch.autograd.
+"""utils.expressions and utils.engine_mistakes: expressions as data, run on a scalar engine and checked against
+torch.autograd, with the likely mistake named.
 
 A small engine, written the way exercise 06 asks, passes on every kind of expression; each familiar
 mistake, built into a copy of it, fails with a message that names that mistake.
 """
 
 import math
+import sys
 
 import pytest
 import torch
 
+from utils.engine_mistakes import emulate
 from utils.expressions import (
     assert_engine_matches,
+    assert_order_valid,
+    assert_zero_grad,
+    chain,
     check_engine,
+    check_topological_order,
+    check_zero_grad,
     describe,
-    emulate,
     evaluate,
+    is_safe,
     random_expression,
     reference,
     reused,
     run_engine,
+    run_order,
+    run_zero_grad,
 )
+
+LIMIT_BEFORE = sys.getrecursionlimit()
 
 
 class Value:
@@ -90,18 +102,40 @@ class Value:
         out._backward = _backward
         return out
 
+    def log(self):
+        out = type(self)(math.log(self.data), (self,), "log")
+
+        def _backward():
+            self.grad += out.grad / self.data
+
+        out._backward = _backward
+        return out
+
+    def sigmoid(self):
+        out = type(self)(1 / (1 + math.exp(-self.data)), (self,), "sigmoid")
+
+        def _backward():
+            self.grad += out.data * (1 - out.data) * out.grad
+
+        out._backward = _backward
+        return out
+
     def topological_order(self):
-        order, seen = [], set()
-
-        def visit(v):
-            if v not in seen:
-                seen.add(v)
-                for parent in v._parents:
-                    visit(parent)
-                order.append(v)
-
-        visit(self)
+        order, seen, stack = [], {self}, [(self, iter(self._parents))]
+        while stack:
+            node, parents = stack[-1]
+            parent = next((p for p in parents if p not in seen), None)
+            if parent is None:
+                stack.pop()
+                order.append(node)  # after all of its parents
+            else:
+                seen.add(parent)
+                stack.append((parent, iter(parent._parents)))
         return order
+
+    def zero_grad(self):
+        for v in self.topological_order():
+            v.grad = 0.0
 
     def backward(self):
         self.grad = 1.0
@@ -345,3 +379,201 @@ def test_wrong_values_and_malformed_answers():
         assert_engine_matches({"value": "4", "grads": [4.0]}, [2.0], [("pow", 0, 2.0)])
     with pytest.raises(AssertionError, match="should be"):
         assert_engine_matches([4.0, [4.0]], [2.0], [("pow", 0, 2.0)])
+
+
+class ReluAtKink(Value):
+    """relu's derivative taken as 1 at the kink (>= instead of >)."""
+
+    def relu(self):
+        out = super().relu()
+        out._backward = lambda: setattr(self, "grad", self.grad + (self.data >= 0) * out.grad)
+        return out
+
+
+class SigmoidOfInput(Value):
+    """sigmoid's derivative computed from the input: a * (1 - a)."""
+
+    def sigmoid(self):
+        out = super().sigmoid()
+        out._backward = lambda: setattr(self, "grad", self.grad + self.data * (1 - self.data) * out.grad)
+        return out
+
+
+class LogAsExp(Value):
+    """log's derivative taken as its output, as for exp."""
+
+    def log(self):
+        out = super().log()
+        out._backward = lambda: setattr(self, "grad", self.grad + out.data * out.grad)
+        return out
+
+
+def test_log_sigmoid_and_the_relu_kink_are_checked_and_their_mistakes_named():
+    check_engine(Value, [0.0], [("relu", 0)])  # derivative 0 at the kink, as torch
+    message = failure(ReluAtKink, [0.0], [("relu", 0)])
+    assert "got 1, expected 0" in message and "0 at the kink a = 0, as in PyTorch" in message
+    composite = ([0.4, -0.3], [("mul", 0, 1), ("sigmoid", 2), ("log", 3), ("mul", 4, -2.0), ("tanh", 5)])
+    check_engine(Value, *composite)
+    for engine, op in [(SigmoidOfInput, "sigmoid"), (LogAsExp, "log")]:
+        assert f"likely cause: the local derivative of {op} is wrong" in failure(engine, *composite)
+
+
+def test_chain_is_as_deep_as_it_is_long_and_is_described_briefly():
+    leaf_values, steps = chain(5)
+    assert leaf_values == [0.5] and steps == [("mul", 0, 0.999), ("add", 1, 0.001), ("mul", 2, 0.999), ("add", 3, 0.001), ("mul", 4, 0.999)]
+    assert reference(*chain(4000))["grads"][0] == pytest.approx(0.999**2000)
+    text = describe(*chain(5000))
+    assert text.startswith("x0 = Value(0.5); v1 = x0 * 0.999; v2 = v1 + 0.001;") and text.endswith("v4999 = v4998 * 0.999; y = v4999 + 0.001")
+    assert "(4,992 more steps like these)" in text and len(text) < 400
+
+
+class RecursiveOrder(Value):
+    """topological_order by a recursive depth-first search, as lecture 07 writes it."""
+
+    def topological_order(self):
+        order, seen = [], set()
+
+        def visit(v):
+            if v not in seen:
+                seen.add(v)
+                for parent in v._parents:
+                    visit(parent)
+                order.append(v)
+
+        visit(self)
+        return order
+
+
+class BreadthFirst(Value):
+    """The Values in the order a breadth-first walk from y meets them, reversed: not topological."""
+
+    def topological_order(self):
+        order, seen, queue = [], {self}, [self]
+        while queue:
+            node = queue.pop(0)
+            order.append(node)
+            for parent in node._parents:
+                if parent not in seen:
+                    seen.add(parent)
+                    queue.append(parent)
+        return order[::-1]
+
+
+class NoSeen(Value):
+    """An iterative walk that forgets which Values it visited: a shared one comes twice."""
+
+    def topological_order(self):
+        order, stack = [], [(self, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+            else:
+                stack.append((node, True))
+                stack.extend((p, False) for p in node._parents)
+        return order
+
+
+class LeavesLeftOut(Value):
+    def topological_order(self):
+        return [v for v in super().topological_order() if v._parents]
+
+
+class RaisesTheLimit(Value):
+    def topological_order(self):
+        import sys
+
+        sys.setrecursionlimit(100_000)
+        return RecursiveOrder.topological_order(self)
+
+
+class UsesTorch(Value):
+    def tanh(self):
+        out = type(self)(torch.tanh(torch.tensor(self.data)).item(), (self,), "tanh")
+        out._backward = lambda: setattr(self, "grad", self.grad + (1 - out.data**2) * out.grad)
+        return out
+
+
+def order_failure(engine, leaf_values, steps):
+    with pytest.raises(AssertionError) as info:
+        check_topological_order(engine, leaf_values, steps)
+    return str(info.value)
+
+
+def test_a_right_order_passes_on_random_graphs_and_deep_chains():
+    gen = torch.Generator().manual_seed(3)
+    for trial in range(20):
+        check_topological_order(Value, *random_expression(gen, num_leaves=1 + trial % 3, num_steps=2 + trial % 7))
+    check_topological_order(Value, *chain(5000))
+    check_engine(Value, *chain(5000))
+    got = run_order(Value, *LECTURE)
+    assert got["order"].tolist()[-1] == 0 and len(got["order"]) == len(got["parents"]) == 6  # w, x, v2, v3, v4, y
+
+
+def test_a_recursive_sort_or_backward_fails_on_a_deep_chain_with_what_to_do():
+    check_topological_order(RecursiveOrder, *chain(200))  # shallow: fine
+    with pytest.raises(RecursionError, match="topological_order\\(\\) went too deep in recursion.*a loop instead.*a list used as a stack"):
+        check_topological_order(RecursiveOrder, *chain(5000))
+    with pytest.raises(RecursionError, match="backward\\(\\) went too deep"):
+        check_engine(Recursive, *chain(5000))
+    with pytest.raises(AssertionError, match="changed Python's recursion limit"):
+        check_topological_order(RaisesTheLimit, *chain(5000))
+    assert sys.getrecursionlimit() == LIMIT_BEFORE  # put back as it was
+
+
+def test_each_way_an_order_goes_wrong_is_named():
+    # y = x0 + tanh(2 * x0): a walk outwards from y meets x0 before v1 = 2 * x0, which is computed from it
+    message = order_failure(BreadthFirst, [0.3], [("mul", 0, 2.0), ("tanh", 1), ("add", 0, 2)])
+    assert "`v1` comes before `x0`, which it was computed from" in message
+    leaf_values, steps = LECTURE  # v2 = w * x is used twice
+    assert "appears 2 times in the order" in order_failure(NoSeen, leaf_values, steps)
+    message = order_failure(LeavesLeftOut, leaf_values, steps)
+    assert "leaves out 2 of the 6 Values y depends on, among them `x" in message
+    assert "order = y.topological_order()" in message  # with the code to rerun
+    no_list = run_order(Value, leaf_values, steps) | {"order": None}
+    with pytest.raises(AssertionError, match="should return a list of Values"):
+        assert_order_valid(no_list, leaf_values, steps)
+    strays = run_order(Value, leaf_values, steps)
+    strays["order"] = torch.cat([torch.tensor([-1]), strays["order"]])
+    with pytest.raises(AssertionError, match="1 thing\\(s\\) that are not Values of y's graph"):
+        assert_order_valid(strays, leaf_values, steps)
+    reversed_order = run_order(Value, leaf_values, steps)
+    reversed_order["order"] = reversed_order["order"].flip(0)
+    with pytest.raises(AssertionError, match="should end with y"):
+        assert_order_valid(reversed_order, leaf_values, steps)
+
+
+def test_the_engine_may_not_use_torch():
+    with pytest.raises(AssertionError, match="UsesTorch called torch.tensor: .*without torch"):
+        check_engine(UsesTorch, [0.5], [("tanh", 0)])
+
+
+class ZeroesOnlyItself(Value):
+    def zero_grad(self):
+        self.grad = 0.0
+
+
+class ZeroesOnlyLeaves(Value):
+    def zero_grad(self):
+        for v in self.topological_order():
+            if not v._parents:
+                v.grad = 0.0
+
+
+def test_zero_grad_resets_every_grad_and_its_mistakes_are_named():
+    check_zero_grad(Value, *LECTURE, ["w", "x"])
+    check_zero_grad(Overwrites, *LECTURE)  # a wrong backward is test_shared's business, not zero_grad's
+    with pytest.raises(AssertionError, match="still hold a grad other than 0, among them `w`"):
+        check_zero_grad(ZeroesOnlyItself, *LECTURE, ["w", "x"])
+    with pytest.raises(AssertionError, match="4 of the 6 Values y depends on still hold a grad other than 0, among them `y`"):
+        check_zero_grad(ZeroesOnlyLeaves, *LECTURE)
+    got = run_zero_grad(Value, *LECTURE)
+    got["second"] = [2 * g for g in got["second"]]
+    with pytest.raises(AssertionError, match="a second y.backward\\(\\) gave `x0` the grad 64, where the first gave 32"):
+        assert_zero_grad(got, *LECTURE)
+
+
+def test_random_expressions_stay_inside_each_operations_domain():
+    assert not is_safe([0.1], [("log", 0)]) and not is_safe([-1.0], [("log", 0)]) and is_safe([2.0], [("log", 0)])
+    assert not is_safe([-40.0], [("sigmoid", 0)]) and is_safe([-1.5], [("sigmoid", 0)])  # math.exp(40) is fine, but flat
+    assert not is_safe([0.01], [("relu", 0)]) and not is_safe([5.0], [("exp", 0)])

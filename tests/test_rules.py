@@ -122,6 +122,25 @@ def test_no_call_passes_an_own_implementation():
     assert broken(NO_LSE, own) == []
 
 
+NO_DEEPER = {"test_order": [{"rule": "no-call", "names": ["setrecursionlimit"], "in": ["Value"]}]}  # exercise 06
+
+
+@pytest.mark.parametrize("code", [
+    "import sys\nclass Value:\n    def topological_order(self):\n        sys.setrecursionlimit(10**5)",
+    "class Value:\n    def topological_order(self):\n        import sys as s\n        s.setrecursionlimit(10**5)",
+    "from sys import setrecursionlimit as deeper\nclass Value:\n    def backward(self):\n        deeper(10**5)",
+])
+def test_raising_the_recursion_limit_inside_the_engine_trips_exercise_06s_rule(code):
+    assert broken(NO_DEEPER, code), code
+
+
+def test_an_iterative_sort_and_the_limit_outside_the_engine_pass():
+    iterative = "class Value:\n    def topological_order(self):\n        stack = [self]\n        while stack:\n            stack.pop()"
+    assert broken(NO_DEEPER, iterative) == []
+    # raised for the whole notebook: no break of the rule (the tests run the engine at the default limit anyway)
+    assert broken(NO_DEEPER, "import sys\nsys.setrecursionlimit(10**5)", iterative) == []
+
+
 # ---- tampering with guards, and what needs a person
 
 

@@ -1,4 +1,5 @@
-"""Compare a student's gradients and values with a reference, with messages a student can act on.
+"""Compare a student's gradients and values with a reference, with messages a student can act on; and guards
+(`forbid_autograd`, `forbid_calls`, `forbid_torch`) that stop a test when the student's code breaks a rule.
 
 Visible tests (in a student's notebook) and hidden tests (in the autograder) both call these.
 Everything is compared in float64 on the CPU. On success nothing is printed, to stdout or stderr:
@@ -8,11 +9,14 @@ stock `nbgrader autograde` scores a test cell that writes to stderr as 0 (`cours
 from __future__ import annotations
 
 import math
+import re
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 # torch.testing.assert_close's defaults, keyed by the less precise of the two dtypes.
 TOLERANCES = {
@@ -30,7 +34,8 @@ def _plain_numbers(value: object) -> bool:
 
 
 def as_tensor(value: object, name: str) -> torch.Tensor:
-    """Turn a tensor, number, NumPy array or nested list of numbers into a plain detached tensor.
+    """Turn a tensor, number, NumPy array, nested list of numbers, or list of same-shape tensors into a plain
+    detached tensor (a list of 0-d tensors, one per step, becomes a vector).
 
     Anything else is refused before any of its methods run, so an object with a custom
     `__eq__` (or a tensor subclass that overrides comparisons) cannot fake a match.
@@ -40,6 +45,18 @@ def as_tensor(value: object, name: str) -> torch.Tensor:
             return torch.Tensor.as_subclass(value, torch.Tensor).detach()
     if _plain_numbers(value):
         return torch.tensor(value, dtype=torch.float64)
+    if type(value) in (list, tuple) and value and any(isinstance(v, torch.Tensor) for v in value):
+        parts = [as_tensor(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        shapes = sorted({tuple(p.shape) for p in parts})
+        if len(shapes) > 1:
+            raise AssertionError(
+                f"`{name}` is a list of tensors of different shapes ({', '.join(map(str, shapes[:3]))}): "
+                f"its entries should all have the same shape."
+            )
+        dtype = parts[0].dtype
+        for p in parts[1:]:
+            dtype = torch.promote_types(dtype, p.dtype)
+        return torch.stack([p.to(parts[0].device, dtype) for p in parts])
     if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
         import numpy as np
 
@@ -243,30 +260,127 @@ def assert_accuracy(predictions: object, labels: object, at_least: float, name: 
     )
 
 
+# ---- guards: a visible test runs the student's code inside one, so a broken rule shows before submission.
+# They are advice (code can undo anything in its own process); the grader checks the rules on the source.
+
+
+def _torch_name(func: object) -> str:
+    """A torch function as a student writes it: torch.tanh, Tensor.item, ..."""
+    name = getattr(func, "__name__", None) or str(func)
+    owner = (getattr(func, "__qualname__", None) or "").split(".")[0]
+    return f"Tensor.{name}" if owner in ("Tensor", "TensorBase") else f"torch.{name}"
+
+
+def _op_name(func: object) -> str:
+    """torch's own name for a function or an aten operator: softmax for torch.softmax, F.softmax, aten._softmax."""
+    name = func.overloadpacket.__name__ if isinstance(func, torch._ops.OpOverload) else getattr(func, "__name__", "")
+    return re.sub(r"^_+|^special_|(2d)?_forward$", "", name)
+
+
+class _Refusal:
+    """A guard's rule (`refusal(func)`: a message, or None to let the call run) and what it refused so far."""
+
+    def __init__(self, refusal: Callable[[object], str | None]):
+        super().__init__()
+        self.refusal, self.refused = refusal, []
+
+    def _refuse_or_call(self, func, args, kwargs):
+        message = self.refusal(func)
+        if message:
+            self.refused.append(message)
+            raise AssertionError(message)
+        return func(*args, **(kwargs or {}))
+
+
+class _Refuse(_Refusal, TorchFunctionMode):
+    """Sees every torch function and tensor method a Python line calls."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return self._refuse_or_call(func, args, kwargs)
+
+
+class _RefuseOps(_Refusal, TorchDispatchMode):
+    """Sees every aten operator, those that autograd's engine runs in a backward pass too."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return self._refuse_or_call(func, args, kwargs)
+
+
+@contextmanager
+def _refusing(*guards: _Refusal) -> Iterator[None]:
+    """Run the block under the guards; fail after it too if one refused a call, in case the code caught it."""
+    with ExitStack() as stack:
+        for guard in guards:
+            stack.enter_context(guard)
+        yield
+    refused = [message for guard in guards for message in guard.refused]
+    if refused:
+        raise AssertionError(refused[0])
+
+
 @contextmanager
 def forbid_autograd(what: str) -> Iterator[None]:
-    """Fail if the code inside calls backward() or torch.autograd.grad (directly or through torch.func).
+    """Fail if the code inside computes a derivative with autograd, in reverse or in forward mode.
 
-    For exercises whose point is a backward pass derived by hand. Every route into autograd's
-    engine from Python passes through `torch.autograd._engine_run_backward`, so that is the
-    one place to watch; the failure is raised after the block too, in case the code caught it.
+    Reverse mode (backward(), torch.autograd.grad, torch.func.grad/vjp/jacrev, torch.autograd.functional)
+    always enters the engine through `torch.autograd._engine_run_backward`, so that is patched. Forward mode
+    (torch.func.jvp/jacfwd/hessian, torch.autograd.forward_ad, jacobian(..., strategy="forward-mode"))
+    always makes a dual tensor with `torch._make_dual`, which a TorchFunctionMode sees. Plain tensor code
+    runs as usual. For exercises whose point is a backward pass derived by hand.
     """
     import torch.autograd as autograd
 
+    def refusal(how: str) -> str:
+        return (
+            f"{what} called autograd ({how}): in this exercise the backward pass is derived by hand, "
+            f"using only the forward values and the chain rule."
+        )
+
+    reverse = refusal("backward(), torch.autograd.grad or a torch.func transform")
+    forward = refusal("forward mode: torch.func.jvp, jacfwd or hessian, or a dual tensor of torch.autograd.forward_ad")
+    engine_calls = []
+
+    def refuse_engine(*args, **kwargs):
+        engine_calls.append(reverse)
+        raise AssertionError(reverse)
+
     original = autograd._engine_run_backward
-    calls = []
-
-    def refuse(*args, **kwargs):
-        calls.append(1)
-        raise AssertionError(f"{what} called autograd (backward() or torch.autograd.grad): derive it by hand instead.")
-
-    autograd._engine_run_backward = refuse
+    autograd._engine_run_backward = refuse_engine
     try:
-        yield
+        with _refusing(_Refuse(lambda func: forward if _op_name(func) == "make_dual" else None)):
+            yield
     finally:
         autograd._engine_run_backward = original
-    if calls:
-        raise AssertionError(
-            f"{what} called autograd (backward() or torch.autograd.grad): in this exercise the backward "
-            f"pass is derived by hand, using only the forward values and the chain rule."
+    if engine_calls:
+        raise AssertionError(engine_calls[0])
+
+
+@contextmanager
+def forbid_calls(what: str, names: Iterable[str]) -> Iterator[None]:
+    """Fail if the code inside uses one of torch's functions `names` (e.g. "softmax"), however it is reached:
+    torch.softmax, Tensor.softmax, F.softmax, torch.special.softmax, nn.Softmax, or inside a backward pass.
+    """
+    names = set(names)
+
+    def refusal(func: object) -> str | None:
+        name = _op_name(func)
+        if name not in names:
+            return None
+        return f"{what} used torch's {name} (directly or through another function), which this exercise asks you to write yourself."
+
+    with _refusing(_Refuse(refusal), _RefuseOps(refusal)):
+        yield
+
+
+@contextmanager
+def forbid_torch(what: str) -> Iterator[None]:
+    """Fail if the code inside calls torch at all: for code built from Python floats and `math` alone."""
+
+    def refusal(func: object) -> str:
+        return (
+            f"{what} called {_torch_name(func)}: here it works with Python floats and the math module "
+            f"(math.exp, math.tanh, math.log, ...), without torch."
         )
+
+    with _refusing(_Refuse(refusal)):
+        yield

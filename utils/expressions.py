@@ -1,25 +1,37 @@
-"""Scalar expressions as data: run one on any autograd engine, and check the result against torch.autograd.
+"""Scalar expressions as data: run one on a student's autograd engine (exercise 06), and check the result
+against torch.autograd.
 
 An expression is a list of leaf values and a list of steps. The nodes are numbered leaves first,
 then one per step, and each step applies an operation to earlier nodes (an int operand) or to a
 Python number (a float operand): `("mul", 0, 1)` is x0 * x1, `("add", 1.5, 2)` is 1.5 + v2,
 `("pow", 2, 3.0)` is v2 ** 3. The last step is the output y. The same steps run on a student's
 `Value` class and on torch tensors, since both understand `+ - * / **`, unary `-`, and the
-methods `relu()`, `tanh()` and `exp()`.
+methods `relu()`, `tanh()`, `exp()`, `log()` and `sigmoid()`.
 
+Each check comes in two halves, so that a hidden test can record what the student's engine gave
+(numbers only) and the grader can judge it in its own process: `run_engine`, `run_order` and
+`run_zero_grad` run the engine (without torch, at Python's default recursion limit), and
+`assert_engine_matches`, `assert_order_valid` and `assert_zero_grad` judge what they returned;
+`check_engine`, `check_topological_order` and `check_zero_grad` do both, for visible tests.
 When an engine's gradients are wrong, `assert_engine_matches` names the likely mistake by
-replaying the expression on a small model of the exercise's engine with that mistake built in.
+replaying the expression on a small model of the exercise's engine with that mistake built in
+(`utils.engine_mistakes`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import operator
-from collections.abc import Callable, Sequence
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 
-from utils.checks import as_tensor
+from utils.checks import as_tensor, forbid_torch
+from utils.engine_mistakes import close, diagnose
 
 Step = tuple  # (operation, operand, ...): an operand is a node index (int) or a constant (float)
 
@@ -33,45 +45,11 @@ APPLY: dict[str, Callable] = {
     "relu": lambda a: a.relu(),
     "tanh": lambda a: a.tanh(),
     "exp": lambda a: a.exp(),
+    "log": lambda a: a.log(),
+    "sigmoid": lambda a: a.sigmoid(),
 }
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-
-RULES = {
-    "add": "d(a + b)/da = d(a + b)/db = 1: both operands get out.grad unchanged.",
-    "mul": "d(a * b)/da = b and d(a * b)/db = a: each operand gets the other one's data times out.grad.",
-    "pow": "d(a ** c)/da = c * a ** (c - 1), times out.grad.",
-    "relu": "relu'(a) = 1 where a > 0 and 0 where a < 0, times out.grad.",
-    "tanh": "d tanh(a)/da = 1 - tanh(a) ** 2: square the output (out.data), not the input; times out.grad.",
-    "exp": "d exp(a)/da = exp(a), which is the output itself (out.data); times out.grad.",
-    "sub": "a - b is built as a + (-b), and -b as b * -1: if + and * pass on their own, look at * with a number.",
-    "div": "a / b is built as a * b ** -1: if * and ** pass on their own, every _backward must multiply by out.grad.",
-    "neg": "-a is built as a * -1: look at __mul__ with a Python number (it must be wrapped in a Value).",
-}
-CAUSES = {
-    "overwrite": (
-        "gradients are overwritten instead of accumulated. {shared} {is_} used more than once, so it must get the "
-        "SUM of the gradients from all of its uses: in every _backward write `self.grad += ...`, not `self.grad = ...`."
-    ),
-    "recursive": (
-        "backward() walks the graph recursively without a topological order, so a node used more than "
-        "once ({shared}) passed its gradient on before all of its uses had added theirs (and then again). "
-        "Sort the nodes first, each after everything it depends on, then call _backward on them in reverse "
-        "order, once each."
-    ),
-    "no chain": (
-        "{where} leaves out the chain factor: each local derivative must be multiplied by out.grad, "
-        "the gradient that reached the operation's output (self.grad += local * out.grad)."
-    ),
-    "shared": (
-        "check each operation's local derivative (test_ops checks them one at a time) and that each _backward "
-        "multiplies it by out.grad. {shared} {is_} used more than once, so its gradient must also be the sum "
-        "over all of its uses (+=), passed on only after all of them have arrived (reverse topological order)."
-    ),
-    "other": (
-        "check each operation's local derivative (test_ops checks them one at a time) and that each "
-        "_backward multiplies it by out.grad."
-    ),
-}
+SHOWN_STEPS = 12  # a longer expression is shown by its first and last steps
 
 
 def _names(num_leaves: int, num_steps: int, leaf_names: Sequence[str] | None) -> list[str]:
@@ -97,6 +75,9 @@ def describe(leaf_values: Sequence[float], steps: Sequence[Step], leaf_names: Se
         else:
             code = f"{operand(args[0])}.{op}()"
         lines.append(f"{names[len(leaf_values) + k]} = {code}")
+    if len(steps) > SHOWN_STEPS:
+        shown = len(leaf_values) + SHOWN_STEPS // 2
+        lines = lines[:shown] + [f"... ({len(lines) - shown - 2:,} more steps like these)"] + lines[-2:]
     return "; ".join(lines)
 
 
@@ -106,14 +87,6 @@ def evaluate(steps: Sequence[Step], leaves: Sequence) -> list:
     for op, *args in steps:
         nodes.append(APPLY[op](*(nodes[p] if isinstance(p, int) else p for p in args)))
     return nodes
-
-
-def run_engine(value_class: Callable[[float], object], leaf_values: Sequence[float], steps: Sequence[Step]) -> dict:
-    """Build the expression from `value_class` leaves, call backward() on the output, return floats."""
-    leaves = [value_class(v) for v in leaf_values]
-    y = evaluate(steps, leaves)[-1]
-    y.backward()
-    return {"value": float(y.data), "grads": [float(leaf.grad) for leaf in leaves]}
 
 
 def reference(leaf_values: Sequence[float], steps: Sequence[Step]) -> dict:
@@ -137,6 +110,8 @@ def is_safe(leaf_values: Sequence[float], steps: Sequence[Step]) -> bool:
             or (op == "pow" and 0 < b < 1 and a < 0.25)
             or (op == "div" and abs(b) < 0.25)
             or (op == "exp" and a > 4)
+            or (op == "log" and a < 0.25)
+            or (op == "sigmoid" and abs(a) > 30)  # flat there, and math.exp(-a) overflows beyond 709
         ):
             return False
     if not all(math.isfinite(v) and abs(v) < 1e3 for v in values):
@@ -146,8 +121,8 @@ def is_safe(leaf_values: Sequence[float], steps: Sequence[Step]) -> bool:
 
 def reused(steps: Sequence[Step]) -> list[int]:
     """The nodes that more than one operand uses (leaves or intermediate results), in order."""
-    uses = [p for _, *args in steps for p in args if isinstance(p, int)]
-    return sorted({p for p in uses if uses.count(p) > 1})
+    uses = Counter(p for _, *args in steps for p in args if isinstance(p, int))
+    return sorted(p for p, count in uses.items() if count > 1)
 
 
 def random_expression(
@@ -165,7 +140,8 @@ def random_expression(
         return float(torch.rand((), generator=gen)) < p
 
     constants = (-2.0, -1.5, -0.5, 0.5, 1.5, 2.0, 3.0)
-    unary, binary = ("pow", "relu", "tanh", "exp", "neg"), ("add", "add", "mul", "mul", "sub", "div")
+    unary = ("pow", "relu", "tanh", "exp", "neg", "log", "sigmoid")
+    binary = ("add", "add", "mul", "mul", "sub", "div")
     while True:
         leaf_values = [round(float(v), 2) for v in torch.randn(num_leaves, generator=gen, dtype=torch.float64)]
         pool, steps = list(range(num_leaves)), []  # pool: the nodes no step has used yet
@@ -191,171 +167,114 @@ def random_expression(
             return leaf_values, steps
 
 
-# ---- a model of the exercise's engine, with familiar mistakes built in, to diagnose wrong answers ----
-
-WRONG_DERIVATIVES = {  # familiar wrong local derivatives, as (operation, what was written)
-    "mul own": ("mul", "each operand gets its own data"),
-    "pow without c": ("pow", "a ** (c - 1)"),
-    "pow with exponent c": ("pow", "c * a ** c"),
-    "relu output": ("relu", "the output relu(a)"),
-    "tanh of input": ("tanh", "1 - a ** 2"),
-    "tanh unsquared": ("tanh", "1 - tanh(a)"),
-    "exp of input": ("exp", "the input a"),
-}
+def chain(num_steps: int, start: float = 0.5) -> tuple[list[float], list[Step]]:
+    """x * 0.999 + 0.001, again and again, num_steps operations in all: an expression as deep as it is long."""
+    return [start], [("mul", k, 0.999) if k % 2 == 0 else ("add", k, 0.001) for k in range(num_steps)]
 
 
-def _graph(leaf_values: Sequence[float], steps: Sequence[Step], wrong: str = "") -> tuple[list, list, list, list, list]:
-    """The graph the exercise's `Value` builds: data, operation, operands, local derivatives; each step's node.
+# ---- running a student's engine: its rules hold (no torch), at Python's default recursion limit
 
-    It follows the exercise's given operations exactly: a - b is a + (b * -1), a / b is a * b ** -1,
-    c + a is a + c, a number is wrapped in a Value of its own, and operands keep their order.
-    `wrong` names one of WRONG_DERIVATIVES to build in.
+
+RECURSION_LIMIT = 1000  # Python's default: a recursive walk of a long chain runs out of it
+RECURSION = (
+    "{what} went too deep in recursion: a chain of thousands of operations needs as many nested calls, and "
+    "Python allows about {limit:,}. Walk the graph with a loop instead: topological_order() with a list used as "
+    "a stack of the Values still to finish, and backward() and zero_grad() going through the list it returns. "
+    "Keep the recursion limit as it is."
+)
+
+
+@contextmanager
+def engine_rules(code: Callable, what: str) -> Iterator[None]:
+    """Run the block as exercise 06 demands of `code` (the Value class, or a function built on it): no torch, and
+    Python's default recursion limit, which it may not raise. A RecursionError inside is raised again with a
+    message that says what to do (`what` names the method that recursed)."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(RECURSION_LIMIT)
+    try:
+        with forbid_torch(getattr(code, "__name__", "the engine")):
+            yield
+        changed = sys.getrecursionlimit() != RECURSION_LIMIT
+    except RecursionError:
+        raise RecursionError(RECURSION.format(what=what, limit=RECURSION_LIMIT)) from None  # not 1,000 frames of it
+    finally:
+        sys.setrecursionlimit(previous)
+    if changed:
+        raise AssertionError(f"{what} changed Python's recursion limit: {RECURSION.format(what=what, limit=RECURSION_LIMIT)}")
+
+
+def run_engine(value_class: Callable[[float], object], leaf_values: Sequence[float], steps: Sequence[Step]) -> dict:
+    """Build the expression from `value_class` leaves, call backward() on the output, return floats."""
+    with engine_rules(value_class, "backward()"):
+        leaves = [value_class(v) for v in leaf_values]
+        y = evaluate(steps, leaves)[-1]
+        y.backward()
+    return {"value": as_float(y.data), "grads": [as_float(leaf.grad) for leaf in leaves]}
+
+
+def as_float(value: object) -> float:
+    """A number as a float; anything else (None, a Value) as NaN, which no check takes for a right answer."""
+    return float(value) if isinstance(value, numbers.Real) else math.nan
+
+
+def _graph_of(y: object, nodes: Sequence) -> tuple[list, list[list[int]], list[int]]:
+    """Every Value y depends on (following _parents, without recursion), y first; each one's parents as indices
+    into that list; and which of `nodes` (the leaves, then one per step) each one is (-1: none of them)."""
+    found, index, stack = [y], {id(y): 0}, [y]
+    while stack:
+        for parent in getattr(stack.pop(), "_parents", ()):
+            if id(parent) not in index:
+                index[id(parent)] = len(found)
+                found.append(parent)
+                stack.append(parent)
+    named = {id(v): k for k, v in enumerate(nodes)}
+    parents = [[index[id(p)] for p in getattr(v, "_parents", ())] for v in found]
+    return found, parents, [named.get(id(v), -1) for v in found]
+
+
+def _indices(rows: list[list[int]]) -> torch.Tensor:
+    """Lists of indices of different lengths as one int64 tensor, padded with -1."""
+    width = max(1, *(len(row) for row in rows))
+    return torch.tensor([row + [-1] * (width - len(row)) for row in rows], dtype=torch.int64)
+
+
+def run_order(value_class: Callable[[float], object], leaf_values: Sequence[float], steps: Sequence[Step]) -> dict:
+    """Build the expression and call y.topological_order(); return the graph and the order as node indices.
+
+    Recorded as numbers (the grader checks them in its own process): "parents" and "names" as `_graph_of`
+    gives them, "order" the index of each Value returned (-1: not one of y's graph), or None for no list.
     """
-    data, kind, operands, local = [], [], [], []
-
-    def new(value: float, parents: tuple = (), derivatives: tuple = (), op: str = "") -> int:
-        data.append(value)
-        kind.append(op)
-        operands.append(parents)
-        local.append(derivatives)
-        return len(data) - 1
-
-    def add(i: int, j: int) -> int:
-        return new(data[i] + data[j], (i, j), (1.0, 1.0), "add")
-
-    def mul(i: int, j: int) -> int:
-        derivatives = (data[i], data[j]) if wrong == "mul own" else (data[j], data[i])
-        return new(data[i] * data[j], (i, j), derivatives, "mul")
-
-    def power(i: int, c: float) -> int:
-        a = data[i]
-        derivative = {"pow without c": a ** (c - 1), "pow with exponent c": c * a**c}.get(wrong, c * a ** (c - 1))
-        return new(a**c, (i,), (derivative,), "pow")
-
-    def neg(i: int) -> int:
-        return mul(i, new(-1.0))
-
-    node = [new(float(v)) for v in leaf_values]
-    for op, *args in steps:
-        a, b = (node[p] if isinstance(p, int) else float(p) for p in (*args, 0.0)[:2])
-        a_is_node, b_is_node = isinstance(args[0], int), len(args) > 1 and isinstance(args[1], int)
-        if op in ("add", "mul"):
-            combine = add if op == "add" else mul
-            if not a_is_node:  # c + v runs v.__radd__(c), which is v + c; the same for *
-                a, b, b_is_node = b, a, False
-            result = combine(a, b if b_is_node else new(b))
-        elif op == "sub":
-            if not a_is_node:  # c - v runs v.__rsub__(c), which is (-v) + c
-                result = add(neg(b), new(a))
-            else:
-                result = add(a, neg(b) if b_is_node else new(-b))
-        elif op == "div":
-            if not a_is_node:  # c / v runs v.__rtruediv__(c), which is (v ** -1) * c
-                result = mul(power(b, -1.0), new(a))
-            else:
-                result = mul(a, power(b, -1.0) if b_is_node else new(b**-1))
-        elif op == "pow":
-            result = power(a, b)
-        elif op == "neg":
-            result = neg(a)
-        elif op == "relu":
-            out = max(data[a], 0.0)
-            result = new(out, (a,), (out if wrong == "relu output" else float(data[a] > 0),), "relu")
-        elif op == "tanh":
-            t = math.tanh(data[a])
-            derivative = {"tanh of input": 1 - data[a] ** 2, "tanh unsquared": 1 - t}.get(wrong, 1 - t * t)
-            result = new(t, (a,), (derivative,), "tanh")
-        else:
-            e = math.exp(data[a])
-            result = new(e, (a,), (data[a] if wrong == "exp of input" else e,), "exp")
-        node.append(result)
-    return data, kind, operands, local, node
+    with engine_rules(value_class, "topological_order()"):
+        nodes = evaluate(steps, [value_class(v) for v in leaf_values])
+        order = nodes[-1].topological_order()
+        found, parents, labels = _graph_of(nodes[-1], nodes)
+    index = {id(v): k for k, v in enumerate(found)}
+    listed = [index.get(id(v), -1) for v in order] if isinstance(order, (list, tuple)) else None
+    return {
+        "parents": _indices(parents),
+        "names": torch.tensor(labels, dtype=torch.int64),
+        "order": None if listed is None else torch.tensor(listed, dtype=torch.int64),
+    }
 
 
-def emulate(
-    leaf_values: Sequence[float],
-    steps: Sequence[Step],
-    *,
-    accumulate: bool = True,
-    chain: bool = True,
-    unchained: tuple[str, ...] = (),
-    recursive: bool = False,
-    reverse_operands: bool = False,
-    wrong: str = "",
-) -> list[float]:
-    """The leaf gradients that the exercise's engine gets, right or with one mistake built in.
-
-    accumulate=False: `self.grad = ...` instead of `+=`. chain=False: local derivatives not multiplied
-    by out.grad (`unchained`: only in these operations, e.g. ("tanh",)). recursive=True: each node runs
-    its _backward and then recurses into its operands, with no topological sort. reverse_operands:
-    operands visited last one first. wrong: one of WRONG_DERIVATIVES.
-    """
-    data, kind, operands, local, node = _graph(leaf_values, steps, wrong)
-    grad = [0.0] * len(data)
-
-    def backward_one(n: int) -> None:
-        for parent, derivative in zip(operands[n], local[n]):
-            contribution = derivative * grad[n] if chain and kind[n] not in unchained else derivative
-            grad[parent] = grad[parent] + contribution if accumulate else contribution
-
-    def parents(n: int) -> tuple:
-        return operands[n][::-1] if reverse_operands else operands[n]
-
-    root = node[-1]
-    grad[root] = 1.0
-    if recursive:
-
-        def walk(n: int) -> None:
-            backward_one(n)
-            for parent in parents(n):
-                walk(parent)
-
-        walk(root)
-    else:
-        order, seen = [], set()
-
-        def visit(n: int) -> None:
-            if n not in seen:
-                seen.add(n)
-                for parent in parents(n):
-                    visit(parent)
-                order.append(n)
-
-        visit(root)
-        for n in reversed(order):
-            backward_one(n)
-    return [grad[node[i]] for i in range(len(leaf_values))]
+def run_zero_grad(value_class: Callable[[float], object], leaf_values: Sequence[float], steps: Sequence[Step]) -> dict:
+    """y.backward(), y.zero_grad(), y.backward() again: the leaves' grads after each backward, every Value's after
+    zero_grad ("zeroed", in `_graph_of`'s order, with "names" to tell which is which)."""
+    with engine_rules(value_class, "zero_grad() or backward()"):
+        leaves = [value_class(v) for v in leaf_values]
+        nodes = evaluate(steps, leaves)
+        y = nodes[-1]
+        y.backward()
+        first = [as_float(leaf.grad) for leaf in leaves]
+        y.zero_grad()
+        found, _, labels = _graph_of(y, nodes)
+        zeroed = [as_float(v.grad) for v in found]
+        y.backward()
+    second = [as_float(leaf.grad) for leaf in leaves]
+    return {"first": first, "zeroed": zeroed, "names": torch.tensor(labels, dtype=torch.int64), "second": second}
 
 
-_CORE = ("add", "mul", "pow", "relu", "tanh", "exp")
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-7, abs_tol=1e-7)
-
-
-def _diagnose(grads: list[float], leaf_values: Sequence[float], steps: Sequence[Step], names: list[str]) -> str:
-    """The likely mistake: the first model of a mistaken engine whose gradients are the ones that came."""
-    shared = reused(steps)
-    what = " and ".join(f"`{names[p]}`" for p in shared) or "a node"
-    is_ = "is" if len(shared) <= 1 else "are"
-
-    def gets(**flags) -> bool:
-        return all(_close(g, e) for g, e in zip(grads, emulate(leaf_values, steps, **flags)))
-
-    for mistake, flags in [("overwrite", {"accumulate": False}), ("recursive", {"recursive": True})]:
-        if gets(**flags) or gets(**flags, reverse_operands=True):
-            return CAUSES[mistake].format(shared=what, is_=is_)
-    unchained = [op for op in _CORE if gets(unchained=(op,))]  # several when the expression cannot tell them apart
-    if unchained or gets(chain=False):
-        where = f"the _backward of {' or '.join(unchained)}" if unchained else "a _backward"
-        return CAUSES["no chain"].format(where=where)
-    wrong = [WRONG_DERIVATIVES[w][0] for w in WRONG_DERIVATIVES if gets(wrong=w)]
-    if wrong:
-        return f"the local derivative of {wrong[0]} is wrong: {RULES[wrong[0]]}"
-    if len(steps) == 1:
-        return RULES[steps[0][0]]
-    return CAUSES["shared" if shared else "other"].format(shared=what, is_=is_)
+# ---- checking what an engine gave, with the likely mistake named
 
 
 def _number(value: object, name: str) -> float:
@@ -378,7 +297,7 @@ def assert_engine_matches(
         raise AssertionError(f"The engine's answer should be {{'value': ..., 'grads': [...]}}, for: {code}")
     expected = reference(leaf_values, steps)
     value = _number(got["value"], "y.data")
-    if not _close(value, expected["value"]):
+    if not close(value, expected["value"]):
         single = f"the forward pass of {steps[0][0]} is wrong."
         cause = single if len(steps) == 1 else "check each operation's forward value."
         raise AssertionError(
@@ -389,11 +308,95 @@ def assert_engine_matches(
         raise AssertionError(f"Expected one gradient per leaf ({len(leaf_values)}), for: {code}")
     grads = [_number(g, f"{names[i]}.grad") for i, g in enumerate(got["grads"])]
     for i, (g, e) in enumerate(zip(grads, expected["grads"])):
-        if not _close(g, e):
+        if not close(g, e):
             raise AssertionError(
                 f"The gradient for `{names[i]}` is wrong: got {g:.6g}, expected {e:.6g}.\n"
                 f"  in: {code}; y.backward()\n"
-                f"  likely cause: {_diagnose(grads, leaf_values, steps, names)}"
+                f"  likely cause: {diagnose(grads, leaf_values, steps, [names[p] for p in reused(steps)])}"
+            )
+
+
+def _namer(got: dict, leaf_values: Sequence[float], steps: Sequence[Step], leaf_names: Sequence[str] | None) -> Callable:
+    names = _names(len(leaf_values), len(steps), leaf_names)
+    labels = [int(k) for k in got["names"].tolist()]
+
+    def name(node: int) -> str:
+        k = labels[node]
+        return f"`{names[k]}`" if 0 <= k < len(names) else "a Value made inside an operation (a number wrapped in a Value, say)"
+
+    return name
+
+
+def assert_order_valid(
+    got: dict, leaf_values: Sequence[float], steps: Sequence[Step], leaf_names: Sequence[str] | None = None
+) -> None:
+    """Assert that the order `run_order` recorded lists every Value y depends on once, each after the Values it
+    was computed from, and y last."""
+    name = _namer(got, leaf_values, steps, leaf_names)
+    where = f"\n  in: {describe(leaf_values, steps, leaf_names)}; order = y.topological_order()"
+    parents = [[int(p) for p in row if p >= 0] for row in got["parents"].tolist()]
+    if got["order"] is None:
+        raise AssertionError(f"topological_order() should return a list of Values.{where}")
+    order = [int(k) for k in got["order"].reshape(-1).tolist()]
+    strays = sum(k < 0 for k in order)
+    if strays:
+        raise AssertionError(
+            f"The order holds {strays} thing(s) that are not Values of y's graph: it should hold exactly the "
+            f"Values y depends on (following _parents from y down to the leaves), y included.{where}"
+        )
+    counts = Counter(order)
+    twice = next((k for k in order if counts[k] > 1), None)
+    if twice is not None:
+        raise AssertionError(
+            f"{name(twice)} appears {counts[twice]} times in the order: each Value must appear once. Remember the "
+            f"Values already visited (in a set) and skip them.{where}"
+        )
+    missing = [k for k in range(len(parents)) if k not in counts]
+    if missing:
+        raise AssertionError(
+            f"The order leaves out {len(missing)} of the {len(parents)} Values y depends on, among them "
+            f"{name(missing[0])}: follow _parents from y all the way down to the leaves, and include y.{where}"
+        )
+    if order[-1] != 0:
+        raise AssertionError(
+            f"The order should end with y, which is computed from all the others, but it ends with {name(order[-1])}: "
+            f"every Value comes after the Values it was computed from (leaves first, y last).{where}"
+        )
+    position = {k: i for i, k in enumerate(order)}
+    for k in order:
+        early = next((p for p in parents[k] if position[p] > position[k]), None)
+        if early is not None:
+            raise AssertionError(
+                f"{name(k)} comes before {name(early)}, which it was computed from: in a topological order every "
+                f"Value comes after all of its _parents. Add a Value to the order only once all its parents are "
+                f"in it (after the walk below it has finished).{where}"
+            )
+
+
+def assert_zero_grad(
+    got: dict, leaf_values: Sequence[float], steps: Sequence[Step], leaf_names: Sequence[str] | None = None
+) -> None:
+    """Assert that y.zero_grad() (as `run_zero_grad` recorded it) set every grad in y's graph to 0, so that the
+    next y.backward() gave the same gradients as the first."""
+    name = _namer(got, leaf_values, steps, leaf_names)
+    names = _names(len(leaf_values), len(steps), leaf_names)
+    where = f"\n  in: {describe(leaf_values, steps, leaf_names)}; y.backward(); y.zero_grad()"
+    zeroed = [_number(g, "a grad after zero_grad()") for g in got["zeroed"]]
+    leaves = {k for k, label in enumerate(got["names"].tolist()) if 0 <= label < len(leaf_values)}
+    left = sorted((k for k, g in enumerate(zeroed) if g != 0), key=lambda k: k not in leaves)  # a leaf first
+    if left:
+        raise AssertionError(
+            f"After y.zero_grad(), {len(left)} of the {len(zeroed)} Values y depends on still hold a grad other "
+            f"than 0, among them {name(left[0])}: zero_grad must set .grad = 0 on every one of them, y and the "
+            f"leaves included (go through y.topological_order()).{where}"
+        )
+    first = [_number(g, "a leaf's grad") for g in got["first"]]
+    second = [_number(g, "a leaf's grad") for g in got["second"]]
+    for i, (a, b) in enumerate(zip(first, second)):
+        if not close(a, b):
+            raise AssertionError(
+                f"After y.zero_grad(), a second y.backward() gave `{names[i]}` the grad {b:.6g}, where the first "
+                f"gave {a:.6g}: once every grad is 0 again, backward must give the same gradients.{where}; y.backward()"
             )
 
 
@@ -405,3 +408,23 @@ def check_engine(
 ) -> None:
     """Run the expression on `value_class`, call backward(), and assert it all matches torch.autograd."""
     assert_engine_matches(run_engine(value_class, leaf_values, steps), leaf_values, steps, leaf_names)
+
+
+def check_topological_order(
+    value_class: Callable[[float], object],
+    leaf_values: Sequence[float],
+    steps: Sequence[Step],
+    leaf_names: Sequence[str] | None = None,
+) -> None:
+    """Build the expression on `value_class` and assert that y.topological_order() is one."""
+    assert_order_valid(run_order(value_class, leaf_values, steps), leaf_values, steps, leaf_names)
+
+
+def check_zero_grad(
+    value_class: Callable[[float], object],
+    leaf_values: Sequence[float],
+    steps: Sequence[Step],
+    leaf_names: Sequence[str] | None = None,
+) -> None:
+    """Build the expression on `value_class` and assert that y.zero_grad() resets every gradient of its graph."""
+    assert_zero_grad(run_zero_grad(value_class, leaf_values, steps), leaf_values, steps, leaf_names)
