@@ -14,7 +14,9 @@ temporary folder with the same limits: a weaker isolation that the grader report
 
 from __future__ import annotations
 
+import atexit
 import base64
+import functools
 import os
 import shutil
 import subprocess
@@ -96,6 +98,15 @@ def _package_parents() -> list[str]:
     return sorted({str(Path(m.__file__).resolve().parent.parent) for m in (utils, autograders)})
 
 
+@functools.cache
+def _empty_file() -> str:
+    """An empty file of this process's own (no other user can have made it): bound over a secret file."""
+    handle, path = tempfile.mkstemp(prefix="course-sandbox-empty-")
+    os.close(handle)
+    atexit.register(os.unlink, path)
+    return path
+
+
 def bwrap_command(data_root: Path | None) -> list[str]:
     """Bubblewrap: a fresh root with only the system, Python and course code (read-only), no network."""
     command = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session", "--cap-drop", "ALL"]
@@ -111,6 +122,15 @@ def bwrap_command(data_root: Path | None) -> list[str]:
         command += ["--tmpfs", str(samples)]
     if data_root is not None and Path(data_root).is_dir():
         command += ["--ro-bind", str(data_root), str(data_root)]
+        # The grader's own answers: a hidden test hands a model the test images, never their labels.
+        from utils.data import LABEL_FILES
+
+        # (An empty regular file, so that torchvision still finds the file and loads the training set.)
+        for name in LABEL_FILES:
+            if (Path(data_root) / "MNIST" / "raw" / name).is_file():
+                command += ["--ro-bind", _empty_file(), str(Path(data_root) / "MNIST" / "raw" / name)]
+        if (Path(data_root) / "MNIST" / "processed").is_dir():
+            command += ["--tmpfs", str(Path(data_root) / "MNIST" / "processed")]
     command += ["--chdir", "/sandbox", "--setenv", "HOME", "/tmp/home", "--setenv", "TMPDIR", "/tmp"]
     return command + ["--"]
 

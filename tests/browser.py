@@ -81,7 +81,7 @@ def jupyter_lab(root: Path):
     port, token = free_port(), secrets.token_hex(16)
     home = root / ".jupyter-home"
     settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
+    settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTERLAB_SETTINGS_DIR=str(home / "lab-settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
@@ -139,21 +139,29 @@ def open_notebook(driver, url: str) -> None:
 
     driver.get(url)
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), timeout=90, what="the notebook")
-    wait_for(lambda: "Idle" in driver.find_element(By.CSS_SELECTOR, "#jp-main-statusbar").text,
-             timeout=90, what="the kernel to start")
+    wait_for(lambda: kernel_status(driver) == "idle", timeout=90, what="the kernel to start")
+    time.sleep(2)  # the kernel's first answer comes a moment after the indicator shows it idle
+
+
+def kernel_status(driver) -> str | None:
+    """The notebook toolbar's execution indicator: "idle", "busy", ... (None before it exists)."""
+    return driver.execute_script(
+        "const e = document.querySelector('.jp-Notebook-ExecutionIndicator'); return e && e.dataset.status")
 
 
 def run_all_and_wait(driver, timeout: float = 300) -> None:
-    """Run All Cells, then wait until no cell is queued or running and the kernel is idle again."""
+    """Clear every output, Run All Cells, then wait until every code cell has run and the kernel is idle again."""
     from selenium.webdriver.common.by import By
 
+    menu(driver, "Edit", "Clear Outputs of All Cells")
+    wait_for(lambda: not any(p.text.strip(" []:") for p in driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputArea-prompt")),
+             timeout=30, what="the outputs to clear")
     menu(driver, "Run", "Run All Cells")
-    time.sleep(1)
 
     def finished():
         prompts = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputArea-prompt")]
-        status = driver.find_element(By.CSS_SELECTOR, "#jp-main-statusbar").text
-        return prompts and not any("*" in p for p in prompts) and all(p.strip(" []:") for p in prompts) and "Idle" in status
+        done = prompts and all(p.strip(" []:").isdigit() for p in prompts)
+        return done and kernel_status(driver) == "idle"
 
     wait_for(finished, timeout=timeout, every=0.5, what="every cell to run")
 

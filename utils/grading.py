@@ -11,10 +11,10 @@ A hidden test is written as two functions and one call:
 
     graded("test_backward", answers, check, raised={"RuntimeError": "a hint for a student whose code raised it"})
 
-In the student's kernel `graded` runs `answers()`, turns what it returned into plain tensors, saves
-them for the grader (when the grader asked for them) and runs `check` there, so the notebook gives
-its teaching messages as usual. The grader then runs the same hidden test again in a clean process
-of its own, where `graded` skips `answers()` and checks the saved answers. Whatever the student's code
+In the student's kernel `graded` runs `answers()` and turns what it returned into plain tensors. Under
+`course grade` it saves them for the grader and stops there; elsewhere (stock `nbgrader autograde`) it
+runs `check` in the kernel, whose errors nbgrader scores. The grader runs the same hidden test again in a
+clean process of its own, where `graded` skips `answers()` and checks the saved answers. Whatever the student's code
 did to its own interpreter (patched `torch.allclose`, always-equal objects, a rewritten `check`) cannot
 reach that second check: a student raises their grade only by computing correct answers.
 
@@ -105,8 +105,9 @@ def graded(cell: str, answers: Callable[[], object], check: Callable[[object], N
         if folder:
             _save({REFUSED: True}, folder, cell)
         raise
-    if folder:
+    if folder:  # the grader checks them in its own process: here it only records them
         _save(got, folder, cell)
+        return
     check(got)
 
 
