@@ -246,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("target", type=Path, metavar="DIR", help="a clone of the public repository, or a new folder")
     site = commands.add_parser("site", help="build the course website from the stored outputs (site/index.html)")
     site.add_argument("--to", type=Path, help="where to write it (default: site/)")
-    sandboxed(commands.add_parser("demo", help="release every exercise, grade its sample submissions, write feedback and grades.csv"))
+    demo = "release every exercise, grade its sample submissions, write feedback and grades.csv"
+    sandboxed(commands.add_parser("demo", help=demo))
     return parser
 
 

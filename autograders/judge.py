@@ -131,7 +131,8 @@ def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks
     return cells
 
 
-def safe_notebook(exercise: Exercise, prepared: Prepared, outcome: Outcome, cells: dict[str, CellResult]) -> nbformat.NotebookNode:
+def safe_notebook(exercise: Exercise, prepared: Prepared, outcome: Outcome,
+                  cells: dict[str, CellResult]) -> nbformat.NotebookNode:
     """The graded notebook: outputs from before the first hidden test, the grader's verdict in each test cell.
 
     nbgrader scores it (a test cell fails where it holds an error) and turns it into the feedback page.

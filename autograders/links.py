@@ -23,13 +23,15 @@ SETUP = '''try:  # the course's helpers (`utils`): on Colab this cell installs t
     import utils.checks
     utils.COURSE  # the course's own, not a student's utils.py
 except (ImportError, AttributeError):
-    import importlib, sys
+    import importlib
+    import sys
     _found = getattr(sys.modules.get("utils"), "__file__", None)
     if _found and not hasattr(sys.modules["utils"], "COURSE"):
-        raise ImportError(f"{{_found}} hides the course's helpers: rename it (my_utils.py, say), then restart the kernel") from None
+        raise ImportError(f"{{_found}} hides the course's helpers: rename it, then restart the kernel") from None
+    _pip = "{pip}"
     if "google.colab" not in sys.modules:
-        raise ImportError('the course\\'s helpers are missing: pip install "{pip}" (or `pip install -e .` in the course folder), then restart the kernel') from None
-    %pip install -q "{pip}"
+        raise ImportError(f'the helpers are missing: pip install "{{_pip}}", then restart the kernel') from None
+    %pip install -q "{{_pip}}"
     importlib.invalidate_caches()
     import utils.checks'''
 

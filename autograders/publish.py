@@ -19,11 +19,11 @@ import filecmp
 import re
 import shutil
 import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 from autograders.course import Course, CourseError
 
@@ -113,7 +113,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "{project["name"]}"
 version = "{project["version"]}"
-description = "The student edition of a Jupyter course on automatic differentiation with PyTorch: the helpers its notebooks import."
+description = "A course on automatic differentiation with PyTorch, student edition: the helpers its notebooks import."
 readme = "README.md"
 requires-python = "{project["requires-python"]}"
 license = {{ text = "{project["license"]["text"]}" }}
@@ -163,7 +163,8 @@ def student_readme(course: Course) -> str:
                           f"`exercises/{name}/{release.name}`"))
     template = (TEMPLATES / "student-README.md").read_text()
     return template.format(
-        repository=course.public.repository, repository_name=course.public.repository.split("/")[-1], url=course.public.url, branch=course.public.branch, pip=course.public.pip,
+        repository=course.public.repository, repository_name=course.public.repository.split("/")[-1],
+        url=course.public.url, branch=course.public.branch, pip=course.public.pip,
         lectures=_table(lectures), exercises=_table(exercises),
         ex01_colab=course.public.colab(f"exercises/ex01/{course.exercise('ex01').source.name}"),
     )

@@ -10,6 +10,7 @@ The proof, in a throw-away copy of the course so the real gradebook is never tou
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import re
 import shutil
@@ -70,19 +71,37 @@ def leaks(source: Path, release: Path) -> list[str]:
     return found
 
 
-def verify(course: Course, exercise: str, pool: Pool) -> list[str]:
-    """Check the committed release of `exercise`; return what is wrong (empty when all is right)."""
+@contextlib.contextmanager
+def _fresh_release(course: Course, exercise: str):
+    """The exercise's release as nbgrader generates it now, in a throw-away copy of the course: (copy, folder)."""
     source = course.exercise(exercise)
-    release = course.release_folder(exercise)
-    problems = leaks(source.source, release) if release.is_dir() else []
     with tempfile.TemporaryDirectory(prefix=f"course-release-{exercise}-") as tmp:
         shutil.copy(course.root / CONFIG_FILE, Path(tmp) / CONFIG_FILE)
         shutil.copytree(source.source.parent, Path(tmp) / "solutions" / exercise)
         scratch = Course(Path(tmp))
-        fresh = scratch.generate_release(exercise)
-        problems += [f"exercises/{exercise}/{d}" for d in _differences(fresh, release)]
-        if problems and not release.is_dir():
-            problems = [f"exercises/{exercise}/ is missing: run `course release {exercise}`"]
+        yield scratch, scratch.generate_release(exercise)
+
+
+def in_sync(course: Course, exercise: str, fresh: Path | None = None) -> list[str]:
+    """What is wrong with the committed release without grading it: not what nbgrader generates, a secret
+    line in it, an unknown rule, hidden tests that skip the grader's re-check."""
+    source = course.exercise(exercise)
+    release = course.release_folder(exercise)
+    problems = leaks(source.source, release) if release.is_dir() else []
+    if fresh is None:
+        with _fresh_release(course, exercise) as (_, generated):
+            return in_sync(course, exercise, generated)
+    problems += [f"exercises/{exercise}/{d}" for d in _differences(fresh, release)]
+    if problems and not release.is_dir():
+        problems = [f"exercises/{exercise}/ is missing: run `course release {exercise}`"]
+    return problems + unchecked_hidden_tests(source) + unknown_rules(source)
+
+
+def verify(course: Course, exercise: str, pool: Pool) -> list[str]:
+    """Check the committed release of `exercise`; return what is wrong (empty when all is right)."""
+    source = course.exercise(exercise)
+    with _fresh_release(course, exercise) as (scratch, fresh):
+        problems = in_sync(course, exercise, fresh)
         graded = grade(scratch, exercise, {"solution": source.source, "blank": fresh / source.source.name}, pool)
         results = {r.student: r for r in graded}
     for cell, verdict in results["solution"].cells.items():
@@ -90,13 +109,12 @@ def verify(course: Course, exercise: str, pool: Pool) -> list[str]:
             problems.append(f"the solution scores {verdict.score:g}/{verdict.max_score:g} on {cell}: {verdict.reason}")
     for cell, verdict in results["blank"].cells.items():
         if verdict.score != 0:
-            problems.append(f"the blank release scores {verdict.score:g}/{verdict.max_score:g} on {cell}: a test that passes unanswered")
+            problems.append(f"the blank release scores {verdict.score:g}/{verdict.max_score:g} on {cell}: "
+                            "a test that passes unanswered")
     if not results["solution"].ran:
         problems.append(f"the solution could not be graded: {results['solution'].reason}")
     for flag in results["solution"].flags:
         problems.append(f"the solution needs review: {flag.cell} line {flag.line}: {flag.why}")
-    problems += unchecked_hidden_tests(source)
-    problems += unknown_rules(source)
     return problems
 
 

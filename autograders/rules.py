@@ -633,7 +633,8 @@ def hidden_names(exercise: Exercise, cells: list[_Cell]) -> set[str]:
     visible = set().union(*(_top_level_names(HIDDEN.sub("", c.source)) for c in exercise.notebook.cells if c.cell_type == "code"))
     own = {n for c in cells if c.student for node in ast.walk(c.tree)
            for n in ([node.id] if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)) else [])}
-    own |= {n for c in cells if c.student for node in ast.walk(c.tree) if isinstance(node, ast.stmt) for n in _defined_names(node)}
+    own |= {n for c in cells if c.student for node in ast.walk(c.tree) if isinstance(node, ast.stmt)
+            for n in _defined_names(node)}
     own |= {a.arg for c in cells if c.student for node in ast.walk(c.tree) if isinstance(node, ast.arg) for a in [node]}
     return hidden - visible - own - set(dir(sys.modules["builtins"]))
 

@@ -351,7 +351,8 @@ def _warm_up(cold: bool = False):
         import matplotlib
 
         matplotlib.use("Agg")
-        for module in ("matplotlib.pyplot", "utils.checks", "utils.grading", "torchvision", "tqdm.auto", "utils.data", "utils.training"):
+        for module in ("matplotlib.pyplot", "utils.checks", "utils.grading", "torchvision", "tqdm.auto", "utils.data",
+                       "utils.training"):
             try:
                 __import__(module)
             except ImportError:

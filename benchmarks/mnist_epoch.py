@@ -125,7 +125,8 @@ def main() -> None:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         # Warm-up: one-off costs (CUDA context, kernels, allocator, worker start) are not what we measure.
         train_epoch(model, itertools.islice(make_batches(), 20), loss_fn, optimizer)
-        return time_it(lambda: train_epoch(model, make_batches(), loss_fn, optimizer), repeat=args.repeat, warmup=0, device=device)
+        return time_it(lambda: train_epoch(model, make_batches(), loss_fn, optimizer), repeat=args.repeat, warmup=0,
+                       device=device)
 
     loader_name = f"DataLoader (ToTensor per item, num_workers={args.num_workers}, pin_memory={args.pin_memory})"
     loader_t = epoch_timing(loader_batches)

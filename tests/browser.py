@@ -80,9 +80,13 @@ def jupyter_lab(root: Path):
     """JupyterLab serving `root` on loopback with a random token; yields a function making notebook URLs."""
     port, token = free_port(), secrets.token_hex(16)
     home = root / ".jupyter-home"
-    settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    settings = home / "lab-settings" / "@jupyterlab"
+    for extension, name, values in [
+        ("apputils-extension", "notification", {"fetchNews": "false", "checkForUpdates": False}),  # no news pop-up
+        ("notebook-extension", "tracker", {"windowingMode": "none"}),  # every cell in the page, not just those in view
+    ]:
+        (settings / extension).mkdir(parents=True, exist_ok=True)
+        (settings / extension / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTERLAB_SETTINGS_DIR=str(home / "lab-settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
     command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -129,8 +133,8 @@ def menu(driver, *path: str) -> None:
                    what=f"the {path[0]} menu")
     top.click()
     for label in path[1:]:
-        item = wait_for(lambda: next(e for e in driver.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel")
-                                     if e.text == label and e.is_displayed()), what=f"the menu item {label}")
+        item = wait_for(lambda label=label: next(e for e in driver.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel")
+                                                 if e.text == label and e.is_displayed()), what=f"the menu item {label}")
         item.click()
 
 

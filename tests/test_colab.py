@@ -19,10 +19,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
 
 from autograders.course import Course
 from autograders.publish import publish
-from conftest import ROOT
 
 pytestmark = pytest.mark.colab
 

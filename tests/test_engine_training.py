@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
-
 from test_expressions import Value
+
 from utils.engine_training import PARAMETERS, assert_training_matches, check_training, descend, network_loss, run_training
 
 X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]  # XOR

@@ -12,11 +12,11 @@ import time
 
 import nbformat
 import pytest
+from adversarial import write_corpus
+from conftest import BIN, EX01_SAMPLES, TIMEOUT, copy_course, grade_in_process, results_of, run
 from nbgrader.api import Gradebook
 
-from adversarial import write_corpus
 from autograders.sandbox import bwrap_available
-from conftest import BIN, EX01_SAMPLES, TIMEOUT, copy_course, grade_in_process, results_of, run
 
 pytestmark = pytest.mark.pipeline
 SAMPLE_SCORES = {"alice": 10, "bob": 3, "carol": 6, "dave": 4, "erin": 7, "frank": 0}

@@ -2,9 +2,8 @@
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import ROOT
+from nbclient import NotebookClient
 
 LECTURE = ROOT / "lectures" / "06_mnist_gpu.ipynb"
 NO_NETWORK = "http://127.0.0.1:9"  # urllib sends every download through this proxy: the discard port refuses at once

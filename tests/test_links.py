@@ -6,12 +6,11 @@ import shutil
 import subprocess
 import sys
 
-import nbformat
 import pytest
+from conftest import ROOT, run
 
 from autograders import links
 from autograders.course import Course, Public
-from conftest import ROOT, run
 
 PUBLIC = Course(ROOT).public
 
@@ -23,7 +22,7 @@ def test_every_notebook_points_at_the_configured_public_repository():
 def test_the_badge_and_the_setup_name_the_public_repository_and_branch():
     public = Public("someone/elsewhere", "spring-2027")
     assert "github/someone/elsewhere/blob/spring-2027/lectures/01.ipynb" in links.badge(public, "lectures/01.ipynb")
-    assert 'pip install -q "autodiff-course @ git+https://github.com/someone/elsewhere@spring-2027"' in links.setup_block(public)
+    assert '_pip = "autodiff-course @ git+https://github.com/someone/elsewhere@spring-2027"' in links.setup_block(public)
 
 
 @pytest.mark.pipeline
@@ -89,7 +88,7 @@ sys.meta_path.insert(0, BLOCK)
 def test_without_the_helpers_the_setup_says_what_to_run(tmp_path):
     result = _run_setup(tmp_path, prelude=NOT_INSTALLED)
     assert result.returncode != 0
-    assert f'pip install "{PUBLIC.pip}"' in result.stderr, result.stderr
+    assert f'pip install "{PUBLIC.pip}"' in result.stderr, result.stderr  # the message names what to run
 
 
 def test_on_colab_the_setup_installs_the_student_package(tmp_path):
@@ -100,7 +99,7 @@ def test_on_colab_the_setup_installs_the_student_package(tmp_path):
         "calls = []\n"
         "class Shell:\n"
         "    def run_line_magic(self, name, line):\n"
-        "        calls.append((name, line)); sys.meta_path.remove(BLOCK)\n"  # the install makes the helpers findable
+        "        calls.append((name, line.format(**globals()))); sys.meta_path.remove(BLOCK)\n"  # as IPython expands {_pip}
         "import builtins; builtins.get_ipython = lambda: Shell()\n"
         "import atexit; atexit.register(lambda: print(calls, 'utils.checks' in sys.modules))\n"
     )

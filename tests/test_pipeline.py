@@ -8,11 +8,11 @@ import csv
 import shutil
 
 import pytest
+from conftest import EX01_SAMPLES, ROOT, TIMEOUT, copy_course, grade_in_process, results_of, run
 from nbgrader.api import Gradebook
+from test_samples import EXPECTED, assert_expected
 
 from autograders.pool import Pool
-from conftest import EX01_SAMPLES, ROOT, TIMEOUT, copy_course, grade_in_process, results_of, run
-from test_samples import EXPECTED, assert_expected
 
 pytestmark = pytest.mark.pipeline
 

@@ -8,11 +8,11 @@ import zipfile
 
 import nbformat
 import pytest
+from conftest import ROOT
 
 from autograders.course import Course, CourseError
 from autograders.publish import publish
 from autograders.release import secret_lines
-from conftest import ROOT
 
 COURSE = Course(ROOT)
 

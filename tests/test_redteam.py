@@ -8,14 +8,14 @@ the next student the way it would in a class.
 
 import nbformat
 import pytest
-
 from attacks import leaked
+from conftest import EX01_SAMPLES, ROOT, TIMEOUT, copy_course, grade_in_process
+from test_secrets import hidden_lines
+
 from autograders import feedback
 from autograders.course import Course
 from autograders.pool import Pool
 from autograders.results import format_table
-from conftest import EX01_SAMPLES, ROOT, TIMEOUT, copy_course, grade_in_process
-from test_secrets import hidden_lines
 
 pytestmark = pytest.mark.pipeline
 

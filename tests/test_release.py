@@ -4,10 +4,10 @@ import shutil
 
 import nbformat
 import pytest
+from conftest import ROOT, run
 
 from autograders.course import Course
 from autograders.release import _differences, leaks, secret_lines, unknown_rules, verify
-from conftest import ROOT, run
 
 
 @pytest.mark.pipeline

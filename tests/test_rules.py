@@ -7,11 +7,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
 
 from autograders.collect import student_id
 from autograders.course import Course, Exercise, TestCell
 from autograders.rules import check
-from conftest import ROOT
 
 SETUP = "import torch\nimport utils.checks\nfrom utils.checks import assert_grads_match, forbid_autograd\n%matplotlib inline"
 NO_AUTOGRAD = {"test_backward": [{"rule": "no-autograd", "in": ["backward"]}]}

@@ -9,7 +9,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import ROOT, copy_course, grade_in_process
 
 pytestmark = pytest.mark.pipeline

@@ -10,15 +10,15 @@ JSON or in the grade table.
 
 import nbformat
 import pytest
-
 from attacks import ATTACKS, MEMORY, leaked, spy_notebook
+from conftest import ROOT, copy_course, grade_in_process
+
 from autograders import feedback
 from autograders.course import Course
 from autograders.pipeline import job_of
 from autograders.prepare import prepare
 from autograders.release import secret_lines
 from autograders.results import format_table
-from conftest import ROOT, copy_course, grade_in_process
 
 pytestmark = pytest.mark.pipeline
 EXERCISES = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())

@@ -1,9 +1,9 @@
 """The repository's setup files agree with each other and with the README."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -236,7 +236,8 @@ def assert_accuracy(predictions: object, labels: object, at_least: float, name: 
         return
     majority = 100 * counts.max().item() / n
     if len(classes) == 2 and 100 - accuracy >= at_least:
-        cause = "the two classes are swapped: it is wrong almost exactly where it should be right. Check which class is labelled 1, in the training targets and in the predictions."
+        cause = ("the two classes are swapped: it is wrong almost exactly where it should be right. Check which class "
+                 "is labelled 1, in the training targets and in the predictions.")
     elif len(y_hat.unique()) == 1:
         cause = (
             f"it predicts {y_hat[0].item()} for every example: the model learned nothing useful "
@@ -366,7 +367,8 @@ def forbid_calls(what: str, names: Iterable[str]) -> Iterator[None]:
         name = _op_name(func)
         if name not in names:
             return None
-        return f"{what} used torch's {name} (directly or through another function), which this exercise asks you to write yourself."
+        return (f"{what} used torch's {name} (directly or through another function), which this exercise asks you "
+                "to write yourself.")
 
     with _refusing(_Refuse(refusal), _RefuseOps(refusal)):
         yield

@@ -77,7 +77,8 @@ def _save(got: object, folder: str, cell: str) -> None:
     torch.save(got, Path(folder) / f"{cell}.pt")
 
 
-def graded(cell: str, answers: Callable[[], object], check: Callable[[object], None], raised: dict[str, str] | None = None) -> None:
+def graded(cell: str, answers: Callable[[], object], check: Callable[[object], None],
+           raised: dict[str, str] | None = None) -> None:
     """Run `answers()` (the student's code), record its results for the grader, and `check` them.
 
     raised: for an exception kind the student's code may raise ("RuntimeError"), the hint to give.
