@@ -156,6 +156,14 @@ def _well_formed(outputs: object) -> list[dict] | None:
     return kept
 
 
+def _close_pipes(process: subprocess.Popen) -> None:
+    for stream in (process.stdin, process.stdout):
+        try:
+            stream.close()
+        except OSError:  # a broken pipe's unwritten buffer
+            pass
+
+
 class Sandbox:
     """One worker. `run` executes a job in it; a worker that died is replaced at the next job."""
 
@@ -168,6 +176,7 @@ class Sandbox:
         self.process: subprocess.Popen | None = None
         self.scratch: tempfile.TemporaryDirectory | None = None
         self._closing = threading.Lock()  # the pool may close a sandbox while its thread still uses it
+        self._reading = threading.Lock()  # held while a thread waits on the worker's pipes: close() leaves them to it
 
     @property
     def running(self) -> bool:
@@ -196,10 +205,14 @@ class Sandbox:
             self.scratch = tempfile.TemporaryDirectory(prefix="course-sandbox-")
             command, cwd = worker + ["--scratch", self.scratch.name], self.scratch.name
             env.update(HOME=self.scratch.name, TMPDIR=self.scratch.name)
-        self.process = subprocess.Popen(
+        process = self.process = subprocess.Popen(
             command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
-        ready = receive(self.process.stdout, time.monotonic() + STARTING)
+        with self._reading:
+            ready = receive(process.stdout, time.monotonic() + STARTING)
+        if self.process is not process:  # closed while it started (the pool was closed)
+            _close_pipes(process)
+            raise RuntimeError("the grading sandbox was closed while it started")
         if not ready or not ready.get("ready"):
             self.close()
             raise RuntimeError("the grading sandbox did not start (is the course installed in this environment?)")
@@ -210,10 +223,14 @@ class Sandbox:
         if process is None:
             return None
         try:
-            send(process.stdin, message)
-            reply = receive(process.stdout, time.monotonic() + seconds)
+            with self._reading:
+                send(process.stdin, message)
+                reply = receive(process.stdout, time.monotonic() + seconds)
         except (OSError, ValueError):
             reply = None
+        if self.process is not process:  # closed meanwhile: its pipes were left to this thread
+            _close_pipes(process)
+            return None
         if reply is None:
             self.close()
         return reply
@@ -266,8 +283,13 @@ class Sandbox:
                 if process.poll() is None:
                     process.kill()
                 process.wait()
-                for stream in (process.stdin, process.stdout):
-                    stream.close()
+                # A thread still reading the pipes sees their end now (the process is dead) and closes them
+                # itself: closing a pipe under a reader could hand its file number to another file meanwhile.
+                if self._reading.acquire(blocking=False):
+                    try:
+                        _close_pipes(process)
+                    finally:
+                        self._reading.release()
             if self.scratch is not None:
                 self.scratch.cleanup()
                 self.scratch = None

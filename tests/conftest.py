@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # The lectures' stored outputs were made with two CPU threads; float32 training results (lecture 06's
 # accuracies) can change in the last digit with another thread count. Kernels inherit this.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Two test processes share the cores (make test runs pytest -n 2). OpenMP threads that spin while they wait
+# hold a core the other process needs: a lecture's big matrix products took 3-4x longer beside another
+# test than alone. Waiting threads that sleep instead change no result (the same threads split the same work).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 BIN = Path(sys.executable).parent  # the environment's console commands: course, nbgrader
 TIMEOUT = 5  # seconds per cell in the copies that grade ex01's endless loops: every honest ex01 cell takes well under 1 s
 

@@ -131,3 +131,33 @@ def test_without_bubblewrap_the_weaker_fallback_grades_and_says_so(tmp_path):
     graded = nbformat.read(course / "coursework" / "autograded" / "alice" / "ex01" / "ex01.ipynb", as_version=4)
     assert any("graded without the sandbox" in c.source for c in graded.cells if c.cell_type == "markdown")
     assert not any(o.get("output_type") == "stream" for c in graded.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.mark.pipeline
+def test_a_pool_closed_while_its_sandboxes_start_ends_at_once():
+    """Closing a sandbox that is still starting (a command that fails at once, like `course release ex99`)
+    kills its worker, and the thread waiting for the worker's hello sees the end instead of waiting out the
+    start-up limit on a pipe that was closed under it."""
+    import threading
+
+    from autograders.sandbox import Sandbox, Settings
+
+    for isolated in {False, bwrap_available()}:
+        sandbox = Sandbox(Settings(isolated=isolated, warm=True, threads=1))
+        failed = []
+
+        def start(sandbox=sandbox, failed=failed):
+            try:
+                sandbox.start()
+            except RuntimeError as error:
+                failed.append(str(error))
+
+        starting = threading.Thread(target=start)
+        starting.start()
+        while sandbox.process is None:
+            time.sleep(0.01)
+        sandbox.close()
+        starting.join(60)  # the start-up limit is 300 s: a reader stuck on a closed pipe would still be waiting
+        assert not starting.is_alive()
+        assert failed == ["the grading sandbox was closed while it started"]
+        assert sandbox.process is None
