@@ -12,8 +12,8 @@ demo: $(VENV)/.installed  ## release every exercise, grade the sample submission
 test: $(VENV)/.installed  ## the whole test suite: utils, release checks, grading pipeline, lectures (nbval)
 	$(BIN)/pytest -n $(JOBS) --dist loadfile
 
-test-fast: $(VENV)/.installed  ## everyday: every test but the lectures, the sandboxed grading and the Colab simulation (a minute or so)
-	$(BIN)/pytest -m "not pipeline and not lecture and not colab"
+test-fast: $(VENV)/.installed  ## everyday: every test but the lectures, the sandboxed grading, the Colab simulation and the browser (under a minute)
+	$(BIN)/pytest -n $(JOBS) -m "not pipeline and not lecture and not colab and not browser"
 
 lab: $(VENV)/.installed  ## open JupyterLab on the course
 	$(BIN)/jupyter lab

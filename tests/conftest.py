@@ -137,15 +137,18 @@ if SHARED_MNIST.is_dir():
                 shutil.copyfile(SHARED_MNIST / _name, _raw / _name)  # copyfile: the copy stays writable
 
 
-def pytest_itemcollected(item):
-    """Mark every lecture cell `lecture` (with pytest-xdist's --dist loadfile, a notebook's cells run in
-    order in one process, as do the tests of one file: all that read ex01's class are in test_pipeline.py)."""
-    if item.path.suffix == ".ipynb":
-        item.add_marker(pytest.mark.lecture)
-
-
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
-    """Skip lecture 06's cells when full MNIST can be neither found nor downloaded (an offline fresh machine)."""
+    """Mark every lecture cell `lecture`, and skip lecture 06's cells when full MNIST can be neither found nor
+    downloaded (an offline fresh machine).
+
+    Here, not in pytest_itemcollected: a conftest's collection hooks see only the items under its own folder,
+    and the lectures are not under tests/. (With pytest-xdist's --dist loadfile a notebook's cells run in order
+    in one process, as do the tests of one file: all that read ex01's class are in test_pipeline.py.)
+    """
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.lecture)
     lecture = [item for item in items if item.path.name == MNIST_LECTURE]
     if not lecture:
         return
