@@ -14,6 +14,29 @@ import textwrap
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from utils.diagnoses import describe
+
+GRADER_CODES = {  # the grader's own codes, beside those of the checks (utils.diagnoses.DIAGNOSES)
+    "rule-broken": "a rule of the exercise is broken (the rules check on the submitted source)",
+    "review-rejected": "flagged code that the instructor rejected (course review)",
+    "never-ran": "the cell never ran: the notebook stopped before it",
+    "no-answers": "the hidden tests recorded no answers (the cell did not run to its end)",
+    "timeout": "stopped at the time limit (a loop that never ends?)",
+    "not-answered": "not answered: the code still raises NotImplementedError",
+    "visible-test-failed": "a visible test failed though the hidden tests passed",
+    "test-failed": "a test failed after the first hidden test (its message is not kept)",
+    "error": "the code raised an error of its own kind",
+}
+
+
+def describe_code(code: str) -> str:
+    """What a code in a result means, in a line: the grader's own, an error's kind, or a check's diagnosis."""
+    if code in GRADER_CODES:
+        return GRADER_CODES[code]
+    if code.startswith("error-"):
+        return f"the code raised {code.removeprefix('error-')}"
+    return describe(code)
+
 
 @dataclass
 class CellResult:
@@ -22,7 +45,7 @@ class CellResult:
     score: float
     max_score: float
     reason: str = ""  # one line, empty when the cell passed
-    codes: list[str] = field(default_factory=list)  # diagnoses the checks named (stable codes)
+    codes: list[str] = field(default_factory=list)  # diagnoses the checks named (stable codes, describe_code)
     detail: str = ""  # the whole message, for the feedback page (the reason is its first line and likely cause)
 
 
