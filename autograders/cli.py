@@ -1,5 +1,5 @@
-"""`course`: the instructor's pipeline (release, grade, review, feedback, export), the student edition
-(links, publish) and a demo of all of it."""
+"""`course`: the instructor's pipeline (release, grade, review, score, feedback, export), the student
+edition (links, publish) and a demo of all of it."""
 
 from __future__ import annotations
 
@@ -103,19 +103,37 @@ def cmd_grade(course: Course, exercise: str, folder: Path, pool, resume: bool = 
         if flagged:
             print(f"{len(flagged)} need review: " + ", ".join(r.student for r in flagged)
                   + f" (see `course review {exercise} STUDENT`)")
+        manual = [r for r in results if r.manual]
+        if manual:
+            print(f"{len(manual)} with a manual score (*), kept: " + ", ".join(r.student for r in manual)
+                  + f" (see `course score {exercise} STUDENT`)")
     for problem in collection.problems:
         print(f"note: {problem}")
     print(f"Full reasons per student: {course.relative(course.results_folder(exercise))}/")
     return 0
 
 
+def stored_result(course: Course, exercise: str, student: str):
+    """A student's recorded result, or a CourseError that says what to do."""
+    from autograders import results
+
+    course.exercise(exercise)  # an unknown exercise: its own message
+    folder = course.results_folder(exercise)
+    graded = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    if not graded:
+        raise CourseError(f"no results for {exercise} yet: grade the class first (course grade {exercise} FOLDER).")
+    result = results.read(folder / f"{student}.json")
+    if result is None:
+        more = f" and {len(graded) - 8} more" if len(graded) > 8 else ""
+        raise CourseError(f"no result for {student!r} in {exercise} (graded: {', '.join(graded[:8])}{more}).")
+    return result
+
+
 def cmd_review(course: Course, exercise: str, student: str, decision: str | None, flag_ids: list[str], pool) -> int:
-    from autograders import record, results
+    from autograders import record
     from autograders.pipeline import grade
 
-    result = results.read(course.results_folder(exercise) / f"{student}.json")
-    if result is None:
-        raise CourseError(f"{student} has no result for {exercise}: grade the class first (course grade {exercise} FOLDER).")
+    result = stored_result(course, exercise, student)
     if decision is None:
         if not result.flags:
             print(f"{student}, {exercise}: nothing to review ({result.score:g}/{result.max_score:g}).")
@@ -133,6 +151,41 @@ def cmd_review(course: Course, exercise: str, student: str, decision: str | None
         raise CourseError(f"the decision is recorded, but {submitted} is gone: grade {student} again to apply it.")
     (regraded,) = grade(course, exercise, {student: submitted}, pool)
     print(f"{student}, {exercise}: {decision}; now {regraded.score:g}/{regraded.max_score:g} ({regraded.reason})")
+    return 0
+
+
+def cmd_score(course: Course, exercise_name: str, student: str, cell: str | None, points: float | None, why: str,
+              clear: bool) -> int:
+    from autograders import record
+
+    exercise = course.exercise(exercise_name)
+    result = stored_result(course, exercise.name, student)
+    if cell is None:
+        for grade_id, verdict in result.cells.items():
+            manual = f"  manual, the grader gave {verdict.auto_score:g}: {verdict.manual_why}" if verdict.manual else ""
+            print(f"{grade_id:<24} {verdict.score:>4g}/{verdict.max_score:<4g}{manual or '  ' + verdict.reason}")
+        print(f"{student}, {exercise.name}: {result.score:g}/{result.max_score:g}")
+        return 0
+    test = exercise.test(cell)
+    if test is None:
+        raise CourseError(f"{exercise.name} has no test cell {cell!r}: its test cells are {', '.join(exercise.order)}.")
+    if not result.ran:
+        raise CourseError(f"{student}'s {exercise.name} could not be run ({result.reason}), so it has no test cell "
+                          f"to score: grade a notebook of theirs that opens first.")
+    if not clear:
+        if points is None:
+            raise CourseError(f"give the points: course score {exercise.name} {student} {cell} POINTS --why \"...\" "
+                              f"(or --clear to withdraw a manual score).")
+        if not 0 <= points <= test.points:
+            raise CourseError(f"{cell} is worth 0 to {test.points:g} points, not {points:g}.")
+        if not why.strip():
+            raise CourseError("say why with --why \"...\": the reason is kept beside the score and shown in the table.")
+    record.set_manual_score(course, exercise, student, cell, None if clear else points, why.strip())
+    record.apply_manual(result, record.manual_scores(course, exercise.name).get(student, {}))
+    record.rewrite(course, exercise, result)
+    what = "manual score withdrawn" if clear else f"{cell} set to {points:g}/{test.points:g} by hand"
+    print(f"{student}, {exercise.name}: {what}; now {result.score:g}/{result.max_score:g}. It holds at every later "
+          f"course grade (with or without --resume).")
     return 0
 
 
@@ -236,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     decision.add_argument("--reject", dest="decision", action="store_const", const="rejected",
                           help="the flagged code breaks the exercise's rules: its guarded test cells score 0")
     decision.add_argument("--undecide", dest="decision", action="store_const", const="pending", help="withdraw a decision")
+    score = commands.add_parser("score", help="set a test cell's score by hand (kept at every later grading), or list them")
+    score.add_argument("exercise")
+    score.add_argument("student")
+    score.add_argument("cell", nargs="?", help="the test cell's grade_id (without it: list the student's cells)")
+    score.add_argument("points", nargs="?", type=float, help="the points it gets")
+    score.add_argument("--why", default="", help="your reason, kept beside the score (required to set one)")
+    score.add_argument("--clear", action="store_true", help="withdraw the manual score: the grader's stands again")
     feedback = commands.add_parser("feedback", help="write an HTML feedback page per graded student")
     feedback.add_argument("exercise")
     export = commands.add_parser("export", help="write every grade to a CSV file")
@@ -257,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         course = Course.find()
         if args.command == "feedback":
             return cmd_feedback(course, args.exercise)
+        if args.command == "score":
+            return cmd_score(course, args.exercise, args.student, args.cell, args.points, args.why, args.clear)
         if args.command == "export":
             return cmd_export(course, args.to)
         if args.command == "links":
