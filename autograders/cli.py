@@ -1,4 +1,4 @@
-"""`course`: the instructor's pipeline (release, grade, review, score, feedback, export), the student
+"""`course`: the instructor's pipeline (release, grade, review, score, feedback, report, export), the student
 edition (links, publish) and a demo of all of it."""
 
 from __future__ import annotations
@@ -197,6 +197,19 @@ def cmd_feedback(course: Course, exercise: str) -> int:
     return 0
 
 
+def cmd_report(course: Course, exercise: str | None) -> int:
+    import time
+
+    from autograders import report
+
+    started = time.perf_counter()
+    names = [exercise] if exercise else course.exercise_names()
+    summaries, path = report.build(course, names)
+    print("\n\n".join(report.text(s) for s in summaries))
+    print(f"\nThe page: {course.relative(path)} (written in {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
 def cmd_export(course: Course, to: Path | None) -> int:
     from nbgrader.plugins import CsvExportPlugin
 
@@ -257,6 +270,8 @@ def cmd_demo(course: Course, pool) -> int:
             cmd_grade(course, exercise, samples, pool)
             cmd_feedback(course, exercise)
     cmd_export(course, None)
+    print()
+    cmd_report(course, None)
     return status
 
 
@@ -298,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--clear", action="store_true", help="withdraw the manual score: the grader's stands again")
     feedback = commands.add_parser("feedback", help="write an HTML feedback page per graded student")
     feedback.add_argument("exercise")
+    report = commands.add_parser("report", help="what the class got wrong: an HTML page and a summary (all exercises without EX)")
+    report.add_argument("exercise", nargs="?")
     export = commands.add_parser("export", help="write every grade to a CSV file")
     export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv)")
     links = commands.add_parser("links", help="point every notebook's Colab badge and setup cell at [tool.course]")
@@ -306,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("target", type=Path, metavar="DIR", help="a clone of the public repository, or a new folder")
     site = commands.add_parser("site", help="build the course website from the stored outputs (site/index.html)")
     site.add_argument("--to", type=Path, help="where to write it (default: site/)")
-    demo = "release every exercise, grade its sample submissions, write feedback and grades.csv"
+    demo = "release every exercise, grade its sample submissions, write feedback, grades.csv and the class report"
     sandboxed(commands.add_parser("demo", help=demo))
     return parser
 
@@ -319,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_feedback(course, args.exercise)
         if args.command == "score":
             return cmd_score(course, args.exercise, args.student, args.cell, args.points, args.why, args.clear)
+        if args.command == "report":
+            return cmd_report(course, args.exercise)
         if args.command == "export":
             return cmd_export(course, args.to)
         if args.command == "links":
