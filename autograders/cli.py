@@ -210,7 +210,11 @@ def cmd_report(course: Course, exercise: str | None) -> int:
     return 0
 
 
-def cmd_export(course: Course, to: Path | None) -> int:
+def cmd_export(course: Course, to: Path | None, format: str = "nbgrader", roster_file: Path | None = None) -> int:
+    if format != "nbgrader":
+        return export_for_lms(course, to, format, roster_file)
+    if roster_file is not None:
+        raise CourseError("--roster maps the platform's students to submissions: use it with --format canvas or moodle.")
     from nbgrader.plugins import CsvExportPlugin
 
     destination = to or course.work / "grades.csv"
@@ -219,6 +223,46 @@ def cmd_export(course: Course, to: Path | None) -> int:
         CsvExportPlugin(to=str(destination)).export(gradebook)
     rows = len(destination.read_text().splitlines()) - 1
     print(f"grades of {rows} student-exercise pairs written to {course.relative(destination)}")
+    return 0
+
+
+def export_for_lms(course: Course, to: Path | None, format: str, roster_file: Path | None) -> int:
+    from autograders import lms
+    from autograders.report import load
+
+    graded = {name: load(course, name) for name in course.exercise_names()}
+    exercises = {name: course.exercise(name).max_score for name, found in graded.items() if found}
+    if not exercises:
+        raise CourseError("no results yet: grade the class first (course grade EX FOLDER).")
+    grades: dict[str, dict[str, float]] = {}
+    for name in exercises:
+        for result in graded[name]:
+            grades.setdefault(result.student, {})[name] = result.score
+    roster = lms.read_roster(roster_file) if roster_file else None  # read before anything is written
+    matched = lms.match(roster, sorted(grades)) if roster else None
+    destination = to or course.work / f"grades-{format}.csv"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    (lms.write_canvas if format == "canvas" else lms.write_moodle)(destination, exercises, grades, roster, matched)
+    platform = {"canvas": "Canvas' gradebook import", "moodle": "Moodle's CSV grade import"}[format]
+    if matched is None:
+        print(f"note: without --roster the submissions' names stand in for the platform's "
+              f"{'SIS Login ID' if format == 'canvas' else 'username'}")
+        print(f"{len(grades)} students, {len(exercises)} exercises written to {course.relative(destination)} for {platform}")
+        return 0
+    handed_in = sum(bool(names) for _, names in matched.rows)
+    print(f"{len(matched.rows)} roster students ({handed_in} with a submission, {len(matched.rows) - handed_in} with "
+          f"empty cells), {len(exercises)} exercises ({', '.join(exercises)}) written to {course.relative(destination)} "
+          f"for {platform}")
+    if format == "moodle":
+        print("  on Moodle's import page, map \"Email address\" to useremail (or \"Username\" to username) and each "
+              "exercise's column to its grade item")
+    for problem in matched.ambiguous:
+        print(f"NOT WRITTEN (fits several roster rows): {problem}")
+    for problem in matched.scores(grades, list(exercises))[1]:
+        print(f"LEFT EMPTY (two submissions for one exercise): {problem}")
+    if matched.unmatched:
+        print(f"NOT WRITTEN (no roster row): {', '.join(matched.unmatched)}: add them to the platform, or rename their "
+              f"submissions after their login, and export again")
     return 0
 
 
@@ -315,8 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("exercise")
     report = commands.add_parser("report", help="what the class got wrong: an HTML page and a summary (all exercises without EX)")
     report.add_argument("exercise", nargs="?")
-    export = commands.add_parser("export", help="write every grade to a CSV file")
-    export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv)")
+    export = commands.add_parser("export", help="write every grade to a CSV file (nbgrader's, or one an LMS imports)")
+    export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv, grades-canvas.csv, ...)")
+    export.add_argument("--format", choices=["nbgrader", "canvas", "moodle"], default="nbgrader",
+                        help="nbgrader's CSV (default), Canvas' gradebook import, or Moodle's CSV grade import")
+    export.add_argument("--roster", type=Path, metavar="FILE",
+                        help="the CSV the LMS exports (its students): matches them to the submissions' names")
     links = commands.add_parser("links", help="point every notebook's Colab badge and setup cell at [tool.course]")
     links.add_argument("--check", action="store_true", help="only say which notebooks disagree")
     publish = commands.add_parser("publish", help="write the student edition (no solutions, no hidden tests) into DIR")
@@ -339,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return cmd_report(course, args.exercise)
         if args.command == "export":
-            return cmd_export(course, args.to)
+            return cmd_export(course, args.to, args.format, args.roster)
         if args.command == "links":
             return cmd_links(course, args.check)
         if args.command == "publish":
