@@ -1,5 +1,5 @@
-"""`course`: the instructor's pipeline (release, grade, review, score, feedback, report, export), the student
-edition (links, publish) and a demo of all of it."""
+"""`course`: the instructor's pipeline (release, grade, review, score, feedback, report, export, similar), the
+student edition (links, publish) and a demo of all of it."""
 
 from __future__ import annotations
 
@@ -210,6 +210,36 @@ def cmd_report(course: Course, exercise: str | None) -> int:
     return 0
 
 
+def cmd_similar(course: Course, exercise: str, folder: Path | None) -> int:
+    from autograders import similar
+    from autograders.collect import collect
+
+    course.exercise(exercise)
+    if folder is not None:
+        submissions = collect(folder, exercise).submissions
+    else:  # the notebooks `course grade` graded, where they still are
+        from autograders.report import load
+
+        graded = load(course, exercise)
+        if not graded:
+            raise CourseError(f"no results for {exercise} yet: grade the class first (course grade {exercise} FOLDER), "
+                              f"or give the folder: course similar {exercise} FOLDER.")
+        submissions = {r.student: Path(r.submitted) for r in graded if r.submitted and Path(r.submitted).is_file()}
+        gone = sorted(r.student for r in graded if r.student not in submissions)
+        if gone:
+            print(f"note: the graded notebooks of {', '.join(gone)} are gone from where they were: not compared")
+    found = similar.find_similar(course, exercise, submissions)
+    path = similar.write(course, found)
+    for pair in found.pairs:
+        print(f"{pair.first} and {pair.second}: {pair.similarity[0]:.0%} and {pair.similarity[1]:.0%} of their code in "
+              f"common ({pair.tokens} filtered characters)")
+    for problem in found.skipped:
+        print(f"note: {problem}")
+    print(f"{exercise}: {len(found.students)} submissions compared in {found.seconds:.2f} s, {len(found.pairs)} similar "
+          f"pair(s); side by side in {course.relative(path)}")
+    return 0
+
+
 def cmd_export(course: Course, to: Path | None, format: str = "nbgrader", roster_file: Path | None = None) -> int:
     if format != "nbgrader":
         return export_for_lms(course, to, format, roster_file)
@@ -359,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("exercise")
     report = commands.add_parser("report", help="what the class got wrong: an HTML page and a summary (all exercises without EX)")
     report.add_argument("exercise", nargs="?")
+    similar = commands.add_parser("similar", help="pairs of students whose solution cells are near-identical, side by side")
+    similar.add_argument("exercise")
+    similar.add_argument("folder", nargs="?", type=Path, help="the submissions (default: those `course grade` graded)")
     export = commands.add_parser("export", help="write every grade to a CSV file (nbgrader's, or one an LMS imports)")
     export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv, grades-canvas.csv, ...)")
     export.add_argument("--format", choices=["nbgrader", "canvas", "moodle"], default="nbgrader",
@@ -386,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_score(course, args.exercise, args.student, args.cell, args.points, args.why, args.clear)
         if args.command == "report":
             return cmd_report(course, args.exercise)
+        if args.command == "similar":
+            return cmd_similar(course, args.exercise, args.folder)
         if args.command == "export":
             return cmd_export(course, args.to, args.format, args.roster)
         if args.command == "links":

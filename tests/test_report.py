@@ -152,6 +152,7 @@ def test_course_report_from_the_command_line(course):
     (["score", "ex01", "ben", "test_shared_forward", "5", "--why", "x"], "is worth 0 to 1 points, not 5"),
     (["score", "ex01", "ben", "test_shared_forward", "1"], "say why with --why"),
     (["score", "ex01", "jon", "test_shared_forward", "1", "--why", "x"], "could not be run"),
+    (["similar", "ex02"], "no results for ex02 yet"),
 ])
 def test_mistakes_on_the_command_line_get_one_clear_line_and_exit_2(course, command, words):
     before = sorted(p.relative_to(course) for p in (course / "coursework").rglob("*"))
