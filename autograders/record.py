@@ -39,8 +39,9 @@ def record(course: Course, exercise: Exercise, result: Result, notebook: nbforma
             gradebook.update_or_create_submission(exercise.name, student)
         for preprocessor in SCORE:
             preprocessor().preprocess(notebook, resources)
-    manual = {grade_id: cell.score if cell.manual else None for grade_id, cell in result.cells.items()}
-    _gradebook_manual(course, exercise, student, manual)  # nbgrader keeps an earlier manual_score: ours or none
+    if result.manual:  # nbgrader keeps an earlier manual_score; ours is set again in case the gradebook lost it
+        _gradebook_manual(course, exercise, student,
+                          {grade_id: cell.score for grade_id, cell in result.cells.items() if cell.manual})
     path = course.autograded_notebook(student, exercise)
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
