@@ -2,10 +2,9 @@
 student written (an empty cell where nothing was handed in), every submission without a roster row reported."""
 
 import csv
-import sys
 
 import pytest
-from conftest import copy_course, run
+from conftest import copy_course, course_in_process
 
 from autograders import lms, results
 from autograders.results import CellResult, Result
@@ -43,7 +42,7 @@ def course(tmp_path):
 
 
 def export(course, *options):
-    return run([sys.executable, "-m", "autograders.cli", "export", *options], cwd=course)
+    return course_in_process(["export", *options], course)
 
 
 def rows_of(path):

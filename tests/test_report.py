@@ -6,11 +6,10 @@ samples once and checks the same end to end.
 
 import json
 import re
-import sys
 from collections import Counter
 
 import pytest
-from conftest import copy_course, run
+from conftest import copy_course, course_in_process
 
 from autograders import report, results
 from autograders.course import Course
@@ -137,10 +136,10 @@ def test_the_text_summary_shows_the_same_numbers(course):
 
 
 def test_course_report_from_the_command_line(course):
-    done = run([sys.executable, "-m", "autograders.cli", "report", "ex01"], cwd=course)
+    done = course_in_process(["report", "ex01"], course)
     assert done.returncode == 0, done.stderr
     assert "grad-not-zeroed" in done.stdout and "coursework/reports/ex01.html" in done.stdout
-    every = run([sys.executable, "-m", "autograders.cli", "report"], cwd=course)
+    every = course_in_process(["report"], course)
     assert every.returncode == 0 and (course / "coursework" / "reports" / "class.html").is_file()
 
 
@@ -156,7 +155,7 @@ def test_course_report_from_the_command_line(course):
 ])
 def test_mistakes_on_the_command_line_get_one_clear_line_and_exit_2(course, command, words):
     before = sorted(p.relative_to(course) for p in (course / "coursework").rglob("*"))
-    done = run([sys.executable, "-m", "autograders.cli", *command], cwd=course)
+    done = course_in_process(command, course)
     assert done.returncode == 2 and words in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
     assert sorted(p.relative_to(course) for p in (course / "coursework").rglob("*")) == before  # nothing written

@@ -2,11 +2,10 @@
 and the instructor's own code never make a pair."""
 
 import shutil
-import sys
 
 import nbformat
 import pytest
-from conftest import ROOT, copy_course, run
+from conftest import ROOT, copy_course, course_in_process
 
 from autograders import similar
 from autograders.collect import collect
@@ -78,7 +77,7 @@ def test_the_page_shows_the_matching_code_side_by_side(course):
 
 
 def test_course_similar_from_the_command_line(course):
-    done = run([sys.executable, "-m", "autograders.cli", "similar", "ex06", SAMPLES], cwd=course.root)
+    done = course_in_process(["similar", "ex06", SAMPLES], course.root)
     assert done.returncode == 0, done.stderr
     assert "grace and heidi" in done.stdout and "1 similar pair(s)" in done.stdout
     assert (course.work / "similar" / "ex06.html").is_file()
