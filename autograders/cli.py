@@ -1,5 +1,5 @@
-"""`course`: the instructor's pipeline (release, grade, review, feedback, export), the student edition
-(links, publish) and a demo of all of it."""
+"""`course`: the instructor's pipeline (release, grade, review, score, feedback, report, export, similar), the
+student edition (links, publish) and a demo of all of it."""
 
 from __future__ import annotations
 
@@ -103,19 +103,37 @@ def cmd_grade(course: Course, exercise: str, folder: Path, pool, resume: bool = 
         if flagged:
             print(f"{len(flagged)} need review: " + ", ".join(r.student for r in flagged)
                   + f" (see `course review {exercise} STUDENT`)")
+        manual = [r for r in results if r.manual]
+        if manual:
+            print(f"{len(manual)} with a manual score (*), kept: " + ", ".join(r.student for r in manual)
+                  + f" (see `course score {exercise} STUDENT`)")
     for problem in collection.problems:
         print(f"note: {problem}")
     print(f"Full reasons per student: {course.relative(course.results_folder(exercise))}/")
     return 0
 
 
+def stored_result(course: Course, exercise: str, student: str):
+    """A student's recorded result, or a CourseError that says what to do."""
+    from autograders import results
+
+    course.exercise(exercise)  # an unknown exercise: its own message
+    folder = course.results_folder(exercise)
+    graded = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    if not graded:
+        raise CourseError(f"no results for {exercise} yet: grade the class first (course grade {exercise} FOLDER).")
+    result = results.read(folder / f"{student}.json")
+    if result is None:
+        more = f" and {len(graded) - 8} more" if len(graded) > 8 else ""
+        raise CourseError(f"no result for {student!r} in {exercise} (graded: {', '.join(graded[:8])}{more}).")
+    return result
+
+
 def cmd_review(course: Course, exercise: str, student: str, decision: str | None, flag_ids: list[str], pool) -> int:
-    from autograders import record, results
+    from autograders import record
     from autograders.pipeline import grade
 
-    result = results.read(course.results_folder(exercise) / f"{student}.json")
-    if result is None:
-        raise CourseError(f"{student} has no result for {exercise}: grade the class first (course grade {exercise} FOLDER).")
+    result = stored_result(course, exercise, student)
     if decision is None:
         if not result.flags:
             print(f"{student}, {exercise}: nothing to review ({result.score:g}/{result.max_score:g}).")
@@ -136,6 +154,41 @@ def cmd_review(course: Course, exercise: str, student: str, decision: str | None
     return 0
 
 
+def cmd_score(course: Course, exercise_name: str, student: str, cell: str | None, points: float | None, why: str,
+              clear: bool) -> int:
+    from autograders import record
+
+    exercise = course.exercise(exercise_name)
+    result = stored_result(course, exercise.name, student)
+    if cell is None:
+        for grade_id, verdict in result.cells.items():
+            manual = f"  manual, the grader gave {verdict.auto_score:g}: {verdict.manual_why}" if verdict.manual else ""
+            print(f"{grade_id:<24} {verdict.score:>4g}/{verdict.max_score:<4g}{manual or '  ' + verdict.reason}")
+        print(f"{student}, {exercise.name}: {result.score:g}/{result.max_score:g}")
+        return 0
+    test = exercise.test(cell)
+    if test is None:
+        raise CourseError(f"{exercise.name} has no test cell {cell!r}: its test cells are {', '.join(exercise.order)}.")
+    if not result.ran:
+        raise CourseError(f"{student}'s {exercise.name} could not be run ({result.reason}), so it has no test cell "
+                          f"to score: grade a notebook of theirs that opens first.")
+    if not clear:
+        if points is None:
+            raise CourseError(f"give the points: course score {exercise.name} {student} {cell} POINTS --why \"...\" "
+                              f"(or --clear to withdraw a manual score).")
+        if not 0 <= points <= test.points:
+            raise CourseError(f"{cell} is worth 0 to {test.points:g} points, not {points:g}.")
+        if not why.strip():
+            raise CourseError("say why with --why \"...\": the reason is kept beside the score and shown in the table.")
+    record.set_manual_score(course, exercise, student, cell, None if clear else points, why.strip())
+    record.apply_manual(result, record.manual_scores(course, exercise.name).get(student, {}))
+    record.rewrite(course, exercise, result)
+    what = "manual score withdrawn" if clear else f"{cell} set to {points:g}/{test.points:g} by hand"
+    print(f"{student}, {exercise.name}: {what}; now {result.score:g}/{result.max_score:g}. It holds at every later "
+          f"course grade (with or without --resume).")
+    return 0
+
+
 def cmd_feedback(course: Course, exercise: str) -> int:
     from autograders.feedback import generate
 
@@ -144,7 +197,54 @@ def cmd_feedback(course: Course, exercise: str) -> int:
     return 0
 
 
-def cmd_export(course: Course, to: Path | None) -> int:
+def cmd_report(course: Course, exercise: str | None) -> int:
+    import time
+
+    from autograders import report
+
+    started = time.perf_counter()
+    names = [exercise] if exercise else course.exercise_names()
+    summaries, path = report.build(course, names)
+    print("\n\n".join(report.text(s) for s in summaries))
+    print(f"\nThe page: {course.relative(path)} (written in {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def cmd_similar(course: Course, exercise: str, folder: Path | None) -> int:
+    from autograders import similar
+    from autograders.collect import collect
+
+    course.exercise(exercise)
+    if folder is not None:
+        submissions = collect(folder, exercise).submissions
+    else:  # the notebooks `course grade` graded, where they still are
+        from autograders.report import load
+
+        graded = load(course, exercise)
+        if not graded:
+            raise CourseError(f"no results for {exercise} yet: grade the class first (course grade {exercise} FOLDER), "
+                              f"or give the folder: course similar {exercise} FOLDER.")
+        submissions = {r.student: Path(r.submitted) for r in graded if r.submitted and Path(r.submitted).is_file()}
+        gone = sorted(r.student for r in graded if r.student not in submissions)
+        if gone:
+            print(f"note: the graded notebooks of {', '.join(gone)} are gone from where they were: not compared")
+    found = similar.find_similar(course, exercise, submissions)
+    path = similar.write(course, found)
+    for pair in found.pairs:
+        print(f"{pair.first} and {pair.second}: {pair.similarity[0]:.0%} and {pair.similarity[1]:.0%} of their code in "
+              f"common ({pair.tokens} filtered characters)")
+    for problem in found.skipped:
+        print(f"note: {problem}")
+    print(f"{exercise}: {len(found.students)} submissions compared in {found.seconds:.2f} s, {len(found.pairs)} similar "
+          f"pair(s); side by side in {course.relative(path)}")
+    return 0
+
+
+def cmd_export(course: Course, to: Path | None, format: str = "nbgrader", roster_file: Path | None = None) -> int:
+    if format != "nbgrader":
+        return export_for_lms(course, to, format, roster_file)
+    if roster_file is not None:
+        raise CourseError("--roster maps the platform's students to submissions: use it with --format canvas or moodle.")
     from nbgrader.plugins import CsvExportPlugin
 
     destination = to or course.work / "grades.csv"
@@ -153,6 +253,46 @@ def cmd_export(course: Course, to: Path | None) -> int:
         CsvExportPlugin(to=str(destination)).export(gradebook)
     rows = len(destination.read_text().splitlines()) - 1
     print(f"grades of {rows} student-exercise pairs written to {course.relative(destination)}")
+    return 0
+
+
+def export_for_lms(course: Course, to: Path | None, format: str, roster_file: Path | None) -> int:
+    from autograders import lms
+    from autograders.report import load
+
+    graded = {name: load(course, name) for name in course.exercise_names()}
+    exercises = {name: course.exercise(name).max_score for name, found in graded.items() if found}
+    if not exercises:
+        raise CourseError("no results yet: grade the class first (course grade EX FOLDER).")
+    grades: dict[str, dict[str, float]] = {}
+    for name in exercises:
+        for result in graded[name]:
+            grades.setdefault(result.student, {})[name] = result.score
+    roster = lms.read_roster(roster_file) if roster_file else None  # read before anything is written
+    matched = lms.match(roster, sorted(grades)) if roster else None
+    destination = to or course.work / f"grades-{format}.csv"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    (lms.write_canvas if format == "canvas" else lms.write_moodle)(destination, exercises, grades, roster, matched)
+    platform = {"canvas": "Canvas' gradebook import", "moodle": "Moodle's CSV grade import"}[format]
+    if matched is None:
+        print(f"note: without --roster the submissions' names stand in for the platform's "
+              f"{'SIS Login ID' if format == 'canvas' else 'username'}")
+        print(f"{len(grades)} students, {len(exercises)} exercises written to {course.relative(destination)} for {platform}")
+        return 0
+    handed_in = sum(bool(names) for _, names in matched.rows)
+    print(f"{len(matched.rows)} roster students ({handed_in} with a submission, {len(matched.rows) - handed_in} with "
+          f"empty cells), {len(exercises)} exercises ({', '.join(exercises)}) written to {course.relative(destination)} "
+          f"for {platform}")
+    if format == "moodle":
+        print("  on Moodle's import page, map \"Email address\" to useremail (or \"Username\" to username) and each "
+              "exercise's column to its grade item")
+    for problem in matched.ambiguous:
+        print(f"NOT WRITTEN (fits several roster rows): {problem}")
+    for problem in matched.scores(grades, list(exercises))[1]:
+        print(f"LEFT EMPTY (two submissions for one exercise): {problem}")
+    if matched.unmatched:
+        print(f"NOT WRITTEN (no roster row): {', '.join(matched.unmatched)}: add them to the platform, or rename their "
+              f"submissions after their login, and export again")
     return 0
 
 
@@ -204,6 +344,8 @@ def cmd_demo(course: Course, pool) -> int:
             cmd_grade(course, exercise, samples, pool)
             cmd_feedback(course, exercise)
     cmd_export(course, None)
+    print()
+    cmd_report(course, None)
     return status
 
 
@@ -236,17 +378,33 @@ def build_parser() -> argparse.ArgumentParser:
     decision.add_argument("--reject", dest="decision", action="store_const", const="rejected",
                           help="the flagged code breaks the exercise's rules: its guarded test cells score 0")
     decision.add_argument("--undecide", dest="decision", action="store_const", const="pending", help="withdraw a decision")
+    score = commands.add_parser("score", help="set a test cell's score by hand (kept at every later grading), or list them")
+    score.add_argument("exercise")
+    score.add_argument("student")
+    score.add_argument("cell", nargs="?", help="the test cell's grade_id (without it: list the student's cells)")
+    score.add_argument("points", nargs="?", type=float, help="the points it gets")
+    score.add_argument("--why", default="", help="your reason, kept beside the score (required to set one)")
+    score.add_argument("--clear", action="store_true", help="withdraw the manual score: the grader's stands again")
     feedback = commands.add_parser("feedback", help="write an HTML feedback page per graded student")
     feedback.add_argument("exercise")
-    export = commands.add_parser("export", help="write every grade to a CSV file")
-    export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv)")
+    report = commands.add_parser("report", help="what the class got wrong: an HTML page and a summary (all exercises without EX)")
+    report.add_argument("exercise", nargs="?")
+    similar = commands.add_parser("similar", help="pairs of students whose solution cells are near-identical, side by side")
+    similar.add_argument("exercise")
+    similar.add_argument("folder", nargs="?", type=Path, help="the submissions (default: those `course grade` graded)")
+    export = commands.add_parser("export", help="write every grade to a CSV file (nbgrader's, or one an LMS imports)")
+    export.add_argument("--to", type=Path, help="where to write it (default: coursework/grades.csv, grades-canvas.csv, ...)")
+    export.add_argument("--format", choices=["nbgrader", "canvas", "moodle"], default="nbgrader",
+                        help="nbgrader's CSV (default), Canvas' gradebook import, or Moodle's CSV grade import")
+    export.add_argument("--roster", type=Path, metavar="FILE",
+                        help="the CSV the LMS exports (its students): matches them to the submissions' names")
     links = commands.add_parser("links", help="point every notebook's Colab badge and setup cell at [tool.course]")
     links.add_argument("--check", action="store_true", help="only say which notebooks disagree")
     publish = commands.add_parser("publish", help="write the student edition (no solutions, no hidden tests) into DIR")
     publish.add_argument("target", type=Path, metavar="DIR", help="a clone of the public repository, or a new folder")
     site = commands.add_parser("site", help="build the course website from the stored outputs (site/index.html)")
     site.add_argument("--to", type=Path, help="where to write it (default: site/)")
-    demo = "release every exercise, grade its sample submissions, write feedback and grades.csv"
+    demo = "release every exercise, grade its sample submissions, write feedback, grades.csv and the class report"
     sandboxed(commands.add_parser("demo", help=demo))
     return parser
 
@@ -257,8 +415,14 @@ def main(argv: list[str] | None = None) -> int:
         course = Course.find()
         if args.command == "feedback":
             return cmd_feedback(course, args.exercise)
+        if args.command == "score":
+            return cmd_score(course, args.exercise, args.student, args.cell, args.points, args.why, args.clear)
+        if args.command == "report":
+            return cmd_report(course, args.exercise)
+        if args.command == "similar":
+            return cmd_similar(course, args.exercise, args.folder)
         if args.command == "export":
-            return cmd_export(course, args.to)
+            return cmd_export(course, args.to, args.format, args.roster)
         if args.command == "links":
             return cmd_links(course, args.check)
         if args.command == "publish":

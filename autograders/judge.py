@@ -12,6 +12,12 @@ process produced from then on reaches the student: test cells show the grader's 
 output is left out, and the page says so in one line. A kernel error from then on is described by its
 kind alone ("NameError raised"); one from before keeps Python's own first line ("NameError: name
 'predict' is not defined"), as the page shows those cells' output anyway.
+
+Each verdict carries codes for the class report (`course report`): the codes of the mistakes the trusted
+re-check recognised (trusted.py reads them off its own checks' exceptions), or the grader's own
+(results.GRADER_CODES): a rule broken, a rejected flag, a cell that never ran, a time limit, an error's
+kind (only Python's own kinds, and never a message: the kind describes the student's own cell, as the
+reason does).
 """
 
 from __future__ import annotations
@@ -70,6 +76,18 @@ def explain(error: dict, limit: float, tainted: bool) -> str:
     return "an error was raised: run the cell in your notebook to see it"
 
 
+def error_code(error: dict) -> str:
+    """The grader's code for a kernel error: from its kind alone, within a fixed set."""
+    name = error.get("ename", "")
+    if name in TIMEOUTS:
+        return "timeout"
+    if name == "NotImplementedError":
+        return "not-answered"
+    if name == "AssertionError":
+        return "test-failed"
+    return f"error-{name}" if name in BUILTIN_ERRORS else "error"
+
+
 def _first_error(outcome: Outcome, indices: list[int]) -> tuple[dict | None, int]:
     """The first error among these steps' outputs, and the step it came from."""
     for index in indices:
@@ -111,16 +129,17 @@ def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks
                 error, at = visible_error, visible_at
             else:
                 error, at = {"ename": check.raised}, len(prepared.steps)
-            why, codes = check.message or explain(error, limits.cell_seconds, at >= first), []
+            why, codes = check.message or explain(error, limits.cell_seconds, at >= first), list(check.codes)
+            codes = codes or [error_code(error)]
         elif check is not None and not check.passed:
-            why, codes = check.message, []
+            why, codes = check.message, list(check.codes)
         elif never_ran:
             why, codes = f"this cell never ran: {outcome.ended}", ["never-ran"]
         elif check is not None and visible_error and visible_error.get("ename") == "AssertionError":
-            why, codes = VISIBLE_ONLY, []
+            why, codes = VISIBLE_ONLY, ["visible-test-failed"]
         elif visible_error or hidden_error:
             error, at = (visible_error, visible_at) if visible_error else (hidden_error, hidden_at)
-            why, codes = explain(error, limits.cell_seconds, at >= first), []
+            why, codes = explain(error, limits.cell_seconds, at >= first), [error_code(error)]
         elif check is None and test.records_answers:
             why, codes = NO_ANSWERS, ["no-answers"]
         elif any(outcome.outputs[i] is None for i in visible + hidden):

@@ -4,7 +4,8 @@
     prepare   (prepare.py)   read it, restore deleted test cells, nbgrader's sanitizing preprocessors, steps
     execute   (pool.py, sandbox.py, worker.py)   run the steps in a sandbox, in parallel, one step at a time
     judge     (trusted.py, rules.py, judge.py)   re-check the answers, check the rules, score every test cell
-    record    (record.py)    gradebook, graded notebook, coursework/results/<exercise>/<student>.json
+    record    (record.py)    the instructor's word (manual scores, review decisions), gradebook, graded
+                             notebook, coursework/results/<exercise>/<student>.json
 
 This module only wires the stages together; each stage imports nothing above it.
 """
@@ -75,7 +76,9 @@ def grade(
     exercise = course.exercise(exercise_name)
     course.ensure_released(exercise.name)
     prepare_data(exercise)
-    decisions = record.decisions(course, exercise.name)
+    decisions = record.decisions(course, exercise.name)  # the instructor's word: it holds at every grading
+    record.adopt_formgrader_scores(course, exercise)
+    manual = record.manual_scores(course, exercise.name)
     graded: list[Result] = []
 
     def done(result: Result) -> None:
@@ -91,7 +94,9 @@ def grade(
     for student, path in sorted(submissions.items()):
         stopped()
         digest = sha256(path)
-        if resume and (kept := record.previous(course, exercise, student, digest)) is not None:
+        if resume and (kept := record.previous(course, exercise, student, digest, decisions.get(student, {}))) is not None:
+            if record.apply_manual(kept, manual.get(student, {})):
+                record.rewrite(course, exercise, kept)
             done(kept)
             continue
         try:
@@ -114,6 +119,7 @@ def grade(
                 continue
             try:
                 verdict = verdict_of(course, exercise, prepared, outcome, decisions.get(prepared.student, {}))
+                record.apply_manual(verdict.result, manual.get(prepared.student, {}))
                 done(record.record(course, exercise, verdict.result, verdict.notebook, path, digest))
             except Exception as error:  # one notebook must never stop the batch, even by breaking the grader
                 problem = (f"the grader could not judge this notebook ({type(error).__name__}); "

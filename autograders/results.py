@@ -14,6 +14,29 @@ import textwrap
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from utils.diagnoses import describe
+
+GRADER_CODES = {  # the grader's own codes, beside those of the checks (utils.diagnoses.DIAGNOSES)
+    "rule-broken": "a rule of the exercise is broken (the rules check on the submitted source)",
+    "review-rejected": "flagged code that the instructor rejected (course review)",
+    "never-ran": "the cell never ran: the notebook stopped before it",
+    "no-answers": "the hidden tests recorded no answers (the cell did not run to its end)",
+    "timeout": "stopped at the time limit (a loop that never ends?)",
+    "not-answered": "not answered: the code still raises NotImplementedError",
+    "visible-test-failed": "a visible test failed though the hidden tests passed",
+    "test-failed": "a test failed after the first hidden test (its message is not kept)",
+    "error": "the code raised an error of its own kind",
+}
+
+
+def describe_code(code: str) -> str:
+    """What a code in a result means, in a line: the grader's own, an error's kind, or a check's diagnosis."""
+    if code in GRADER_CODES:
+        return GRADER_CODES[code]
+    if code.startswith("error-"):
+        return f"the code raised {code.removeprefix('error-')}"
+    return describe(code)
+
 
 @dataclass
 class CellResult:
@@ -22,8 +45,14 @@ class CellResult:
     score: float
     max_score: float
     reason: str = ""  # one line, empty when the cell passed
-    codes: list[str] = field(default_factory=list)  # diagnoses the checks named (stable codes)
+    codes: list[str] = field(default_factory=list)  # diagnoses the checks named (stable codes, describe_code)
     detail: str = ""  # the whole message, for the feedback page (the reason is its first line and likely cause)
+    auto_score: float | None = None  # the grader's score, kept where the instructor's manual score replaced it
+    manual_why: str = ""  # why the instructor set the score (course score ... --why, or formgrader's comment)
+
+    @property
+    def manual(self) -> bool:
+        return self.auto_score is not None
 
 
 @dataclass
@@ -63,6 +92,11 @@ class Result:
     def pending_review(self) -> list[Flag]:
         return [f for f in self.flags if f.decision == "pending"]
 
+    @property
+    def manual(self) -> bool:
+        """True when the instructor set the score of a test cell by hand."""
+        return any(c.manual for c in self.cells.values())
+
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("resumed")
@@ -93,8 +127,12 @@ def one_line(message: str) -> str:
 
 
 def summarize(cells: dict[str, CellResult], notes: list[str], flags: list[Flag]) -> tuple[float, float, str]:
-    """Total score, maximum, and the one-line reason: every cell that lost points, then notes and open flags."""
-    reasons = [f"{grade_id}: {cell.reason}" for grade_id, cell in cells.items() if cell.score < cell.max_score]
+    """Total score, maximum, and the one-line reason: every cell that lost points or was scored by hand, then notes
+    and open flags."""
+    reasons = [f"{grade_id}: manual score {cell.score:g}/{cell.max_score:g} ({cell.manual_why.replace('; ', ', ')})"
+               if cell.manual
+               else f"{grade_id}: {cell.reason}"
+               for grade_id, cell in cells.items() if cell.manual or cell.score < cell.max_score]
     reason = "; ".join(reasons) if reasons else "all tests passed"
     pending = [f for f in flags if f.decision == "pending"]
     extra = list(notes)
@@ -124,15 +162,18 @@ def read(path: Path) -> Result | None:
 
 
 def format_table(results: list[Result], width: int = 100) -> str:
-    """A plain-text table: student, score, and every reason, wrapped to fit `width`."""
+    """A plain-text table: student, score (* where the instructor set a cell's score by hand), and every reason,
+    wrapped to fit `width`."""
     if not results:
         return "(no submissions)"
     name_width = max(7, *(len(r.student) for r in results))
     lines = [f"{'student':<{name_width}}  {'score':>9}  reason", f"{'-' * name_width}  {'-' * 9}  {'-' * 6}"]
     indent = " " * (name_width + 13)
     for r in results:
-        first = f"{r.student:<{name_width}}  {r.score:>4g}/{r.max_score:<4g}  "
+        first = f"{r.student:<{name_width}}  {r.score:>4g}/{r.max_score:<4g}{'*' if r.manual else ' '} "
         for i, reason in enumerate(r.reason.split("; ")):
             lead = first if i == 0 else indent
             lines.append(textwrap.fill(reason, max(width, 60), initial_indent=lead, subsequent_indent=indent + "  "))
+    if any(r.manual for r in results):
+        lines.append("* a manual score: the instructor's word (course score), kept at every later course grade")
     return "\n".join(lines)

@@ -5,6 +5,9 @@ fresh namespace while `utils.grading.graded` replays the recorded answers instea
 `answers()`. Patched comparisons, always-equal objects or a rewritten test in the student's kernel
 cannot reach this check.
 
+The checks run here, so the codes of the mistakes they recognise (`utils.diagnoses`) come from here too:
+they are read off the exception the grader's own check raised, never from anything the student's process said.
+
 The answers are the student's data: they are loaded as tensors only (`weights_only`), and refused
 unless they are tensors, numbers and lists of them of a modest shape, so that a message about them
 (a shape, a value) cannot carry more than a few numbers back to the student.
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from autograders.course import Exercise
+from utils.diagnoses import codes_of
 from utils.grading import BUILTIN_ERRORS, RAISED
 
 MESSAGE_CHARS = 1500
@@ -40,6 +44,7 @@ class Check:
     passed: bool
     message: str = ""
     raised: str | None = None  # the kind of exception the student's code raised, when that is what happened
+    codes: tuple[str, ...] = ()  # the mistakes the check recognised (utils.diagnoses.DIAGNOSES)
 
 
 def _sane(value: object, depth: int = 0) -> bool:
@@ -96,7 +101,7 @@ def recheck(exercise: Exercise, answers: dict[str, bytes]) -> dict[str, Check]:
             verdicts[grade_id] = Check(False, str(error))
             continue
         if type(loaded[grade_id]) is dict and loaded[grade_id].get(REFUSED) is True:
-            verdicts[grade_id] = Check(False, NOT_TENSORS)
+            verdicts[grade_id] = Check(False, NOT_TENSORS, codes=("not-tensor",))
             continue
         namespace = {"__name__": f"hidden_test_{grade_id}"}
         try:
@@ -104,9 +109,10 @@ def recheck(exercise: Exercise, answers: dict[str, bytes]) -> dict[str, Check]:
                 warnings.simplefilter("ignore")
                 exec(code, namespace)
         except AnswersRaised as error:  # the hint the hidden test gives for it, if any
-            verdicts[grade_id] = Check(False, _short(error.hint) if error.hint else "", raised=error.kind)
+            verdicts[grade_id] = Check(False, _short(error.hint) if error.hint else "", raised=error.kind,
+                                       codes=tuple(codes_of(error)))
         except AssertionError as error:
-            verdicts[grade_id] = Check(False, _short(str(error)))
+            verdicts[grade_id] = Check(False, _short(str(error)), codes=tuple(codes_of(error)))
         except Exception as error:  # answers of the wrong kind for this test (a list where a tensor was due, say)
             verdicts[grade_id] = Check(False, _short(f"{type(error).__name__}: {error}"))
         else:

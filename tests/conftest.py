@@ -7,6 +7,7 @@ Markers (pyproject.toml): `lecture` (every lecture under nbval: added here to ea
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 import shutil
@@ -52,6 +53,25 @@ def run(command: list, cwd: Path, activated: bool = False, timeout: int = 600) -
     return subprocess.run(
         [str(BIN / command[0]), *map(str, command[1:])], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def course_in_process(arguments: list, cwd: Path) -> subprocess.CompletedProcess:
+    """`course ARGUMENTS` typed in `cwd`, run by its main() in this process: as `run` reports it, and fast, for the
+    commands that start no sandbox (report, export, score, similar)."""
+    from autograders.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in arguments])
+            except SystemExit as stopped:  # argparse's own errors
+                code = stopped.code
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(arguments, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Every exercise's sample submissions get the scores and reasons in tests/expected/<exercise>.json.
 
-Each file maps a student to {"score": points, "reason": words the reason must contain}, with
-"max_score" for the exercise. Exercise 01's samples are those of the class graded once per session
-with `course grade` (checked in test_pipeline.py); the others are graded here, in process, on the shared pool.
+Each file maps a student to {"score": points, "reason": words the reason must contain, "codes": the
+diagnosis codes each test cell records}, with "max_score" for the exercise. Exercise 01's samples are
+those of the class graded once per session with `course grade` (checked in test_pipeline.py); the
+others are graded here, in process, on the shared pool.
 """
 
 import json
@@ -23,6 +24,8 @@ def assert_expected(exercise: str, found: dict) -> None:
         got = found[student]
         assert (got["score"], got["max_score"]) == (want["score"], expected["max_score"]), (student, got["reason"])
         assert want["reason"] in got["reason"], (student, got["reason"])
+        codes = {grade_id: cell["codes"] for grade_id, cell in got["cells"].items() if cell["codes"]}
+        assert codes == want.get("codes", codes), (student, codes)
 
 
 @pytest.mark.parametrize("exercise", sorted(set(EXPECTED) - {"ex01"}))

@@ -4,6 +4,8 @@
 Visible tests (in a student's notebook) and hidden tests (in the autograder) both call these.
 Everything is compared in float64 on the CPU. On success nothing is printed, to stdout or stderr:
 stock `nbgrader autograde` scores a test cell that writes to stderr as 0 (`course grade` does not).
+A failure is an AssertionError that also carries the code of the mistake it recognised (`utils.diagnoses`),
+which the grader records for the class report.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from contextlib import ExitStack, contextmanager
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from utils.diagnoses import mistake
 
 # torch.testing.assert_close's defaults, keyed by the less precise of the two dtypes.
 TOLERANCES = {
@@ -49,9 +53,10 @@ def as_tensor(value: object, name: str) -> torch.Tensor:
         parts = [as_tensor(v, f"{name}[{i}]") for i, v in enumerate(value)]
         shapes = sorted({tuple(p.shape) for p in parts})
         if len(shapes) > 1:
-            raise AssertionError(
+            raise mistake(
                 f"`{name}` is a list of tensors of different shapes ({', '.join(map(str, shapes[:3]))}): "
-                f"its entries should all have the same shape."
+                f"its entries should all have the same shape.",
+                "wrong-shape",
             )
         dtype = parts[0].dtype
         for p in parts[1:]:
@@ -62,7 +67,7 @@ def as_tensor(value: object, name: str) -> torch.Tensor:
 
         if isinstance(value, (np.ndarray, np.generic)):
             return torch.from_numpy(np.array(value, copy=True))
-    raise AssertionError(f"`{name}` should be a tensor (or a number), but it is a {type(value).__name__}.")
+    raise mistake(f"`{name}` should be a tensor (or a number), but it is a {type(value).__name__}.", "not-tensor")
 
 
 def _tolerances(*dtypes: torch.dtype) -> tuple[float, float]:
@@ -89,53 +94,60 @@ def _constant_ratio(actual: torch.Tensor, expected: torch.Tensor, atol: float) -
     return k
 
 
-def _likely_cause(actual: torch.Tensor, expected: torch.Tensor, kind: str, atol: float) -> str | None:
-    """Name the mistake behind a mismatch when the numbers show a familiar pattern."""
+def _likely_cause(actual: torch.Tensor, expected: torch.Tensor, kind: str, atol: float) -> tuple[str, str] | None:
+    """Name the mistake behind a mismatch when the numbers show a familiar pattern: (its code, in words)."""
     if torch.isnan(actual).any() and not torch.isnan(expected).any():
-        return "it contains NaN: look for 0/0, sqrt or log of a negative number, or inf - inf."
+        return "nan", "it contains NaN: look for 0/0, sqrt or log of a negative number, or inf - inf."
     if torch.isinf(actual).any() and not torch.isinf(expected).any():
-        return "it contains inf: look for a division by zero or an overflowing exp."
+        return "inf", "it contains inf: look for a division by zero or an overflowing exp."
     if kind == "gradient" and (actual == 0).all() and (expected != 0).any():
-        return (
+        return "grad-all-zero", (
             "every entry is 0: was the gradient zeroed after backward(), or did the input pass "
             "through detach() or torch.no_grad() on its way to the output?"
         )
     if ((expected == 0) | (expected == 1)).all() and (expected == 1).any() and torch.equal(actual, 1 - expected):
-        return "every 0 came out as 1 and every 1 as 0: the two classes are swapped (check which one is labelled 1)."
+        return "classes-swapped", (
+            "every 0 came out as 1 and every 1 as 0: the two classes are swapped (check which one is labelled 1)."
+        )
     if actual.ndim == 2 and actual.shape[0] == actual.shape[1] and torch.allclose(actual, expected.T):
-        return "it equals the transpose of the expected value: check the order of a matrix product (X.T @ g, not g.T @ X)."
+        return "transposed", (
+            "it equals the transpose of the expected value: check the order of a matrix product (X.T @ g, not g.T @ X)."
+        )
     k = _constant_ratio(actual, expected, atol)
     if k is None:
         return None
     if abs(k + 1) < 1e-6:
-        return "the sign is flipped: check the sign of each local derivative (and of the update step)."
+        return "sign-flipped", "the sign is flipped: check the sign of each local derivative (and of the update step)."
     rounded = round(k)
     if rounded >= 2 and abs(k - rounded) < 1e-6:
         if kind == "gradient":
-            return (
+            return "grad-not-zeroed", (
                 f"it is exactly {rounded}x the expected value: did you forget to zero the gradients? "
                 f"They accumulate over backward() calls (set x.grad = None or call optimizer.zero_grad())."
             )
-        return f"it is exactly {rounded}x the expected value: look for a constant factor counted twice."
+        return "factor-repeated", f"it is exactly {rounded}x the expected value: look for a constant factor counted twice."
     inverse = round(1 / k) if k != 0 else 0
     if inverse >= 2 and abs(1 / k - inverse) < 1e-6:
-        return (
+        return "factor-missing", (
             f"it is exactly 1/{inverse} of the expected value: a factor of {inverse} is missing "
             f"(the power rule: d(x^n)/dx = n*x^(n-1))."
         )
-    return f"it is off by the same factor ({_fmt(k)}) everywhere: check a constant (a mean for a sum, a 1/2, a step size)."
+    return "constant-factor", (
+        f"it is off by the same factor ({_fmt(k)}) everywhere: check a constant (a mean for a sum, a 1/2, a step size)."
+    )
 
 
-def _shape_hint(actual: torch.Tensor, expected: torch.Tensor) -> str:
+def _shape_hint(actual: torch.Tensor, expected: torch.Tensor) -> tuple[str, str]:
+    """What a shape mismatch likely means: (its code, in words)."""
     if actual.ndim == 2 and tuple(actual.shape) == tuple(expected.shape)[::-1]:
-        return "it looks transposed."
+        return "transposed", "it looks transposed."
     if actual.numel() == 1 and expected.numel() > 1:
-        return "one number came where a tensor was expected: did you sum (or call .item()) over the batch?"
+        return "summed-over-batch", "one number came where a tensor was expected: did you sum (or call .item()) over the batch?"
     if expected.numel() == 1 and actual.numel() > 1:
-        return "a tensor came where one number was expected: did you forget to sum over the batch?"
+        return "not-summed", "a tensor came where one number was expected: did you forget to sum over the batch?"
     if actual.numel() == expected.numel():
-        return "the right number of entries in the wrong shape: check a reshape, view, squeeze or unsqueeze."
-    return "a gradient has the shape of the tensor it belongs to; check which dimensions you summed over."
+        return "reshaped", "the right number of entries in the wrong shape: check a reshape, view, squeeze or unsqueeze."
+    return "wrong-shape", "a gradient has the shape of the tensor it belongs to; check which dimensions you summed over."
 
 
 def _compare(actual: object, expected: object, name: str, kind: str, rtol: float | None, atol: float | None) -> None:
@@ -144,16 +156,18 @@ def _compare(actual: object, expected: object, name: str, kind: str, rtol: float
         expected_t = as_tensor(expected, "expected")
         if actual is None:
             if kind == "gradient":
-                raise AssertionError(
+                raise mistake(
                     f"The gradient for `{name}` is None: `{name}` is not connected to the output, "
-                    f"or it was created without requires_grad=True, or backward() was never called."
+                    f"or it was created without requires_grad=True, or backward() was never called.",
+                    "grad-none",
                 )
-            raise AssertionError(f"`{name}` is None: did the function forget to return its result?")
+            raise mistake(f"`{name}` is None: did the function forget to return its result?", "value-none")
         actual_t = as_tensor(actual, name)
         if not actual_t.is_floating_point():
-            raise AssertionError(
+            raise mistake(
                 f"The {kind} for `{name}` has dtype {actual_t.dtype}, but a floating-point tensor was expected: "
-                f"create tensors with float values (3.0, not 3) or convert with .double()."
+                f"create tensors with float values (3.0, not 3) or convert with .double().",
+                "not-float",
             )
         default_rtol, default_atol = _tolerances(actual_t.dtype, expected_t.dtype)
         rtol = default_rtol if rtol is None else rtol
@@ -161,9 +175,10 @@ def _compare(actual: object, expected: object, name: str, kind: str, rtol: float
         a = actual_t.to("cpu", torch.float64)
         e = expected_t.to("cpu", torch.float64)
         if a.shape != e.shape:
-            raise AssertionError(
-                f"The {kind} for `{name}` has shape {tuple(a.shape)}, but shape {tuple(e.shape)} was expected: "
-                + _shape_hint(a, e)
+            code, hint = _shape_hint(a, e)
+            raise mistake(
+                f"The {kind} for `{name}` has shape {tuple(a.shape)}, but shape {tuple(e.shape)} was expected: " + hint,
+                code,
             )
         close = torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
         if close.all():
@@ -180,10 +195,10 @@ def _compare(actual: object, expected: object, name: str, kind: str, rtol: float
             f"  worst entry {list(index) if index else '(the only one)'}: got {_fmt(a[index].item())}, "
             f"expected {_fmt(e[index].item())}",
         ]
-        cause = _likely_cause(a, e, kind, atol)
+        code, cause = _likely_cause(a, e, kind, atol) or ("mismatch", "")
         if cause:
             lines.append(f"  likely cause: {cause}")
-        raise AssertionError("\n".join(lines))
+        raise mistake("\n".join(lines), code)
 
 
 def assert_values_match(
@@ -203,32 +218,35 @@ def assert_grads_match(
 def assert_accuracy(predictions: object, labels: object, at_least: float, name: str = "predictions") -> None:
     """Assert that class `predictions` (one label per example) equal `labels` on at least `at_least` percent of them."""
     if predictions is None:
-        raise AssertionError(f"`{name}` is None: did the function forget to return its predictions?")
+        raise mistake(f"`{name}` is None: did the function forget to return its predictions?", "value-none")
     y = as_tensor(labels, "labels").reshape(-1).to("cpu", torch.int64)
     y_hat = as_tensor(predictions, name).to("cpu")
     n = len(y)
     if tuple(y_hat.shape) != (n,):
         if y_hat.ndim == 2 and y_hat.shape[0] == n and y_hat.shape[1] > 1:
-            hint = "a row of scores per example: turn each row into one label (argmax(dim=1))."
+            code, hint = "scores-not-labels", "a row of scores per example: turn each row into one label (argmax(dim=1))."
         elif y_hat.numel() == n:
-            hint = "the right number of labels in the wrong shape: drop the extra dimension (e.g. logits.squeeze(1))."
+            code, hint = "reshaped", ("the right number of labels in the wrong shape: drop the extra dimension "
+                                      "(e.g. logits.squeeze(1)).")
         else:
-            hint = "one label per example is expected; check which examples were predicted."
-        raise AssertionError(f"`{name}` has shape {tuple(y_hat.shape)}, but shape ({n},) was expected: {hint}")
+            code, hint = "wrong-shape", "one label per example is expected; check which examples were predicted."
+        raise mistake(f"`{name}` has shape {tuple(y_hat.shape)}, but shape ({n},) was expected: {hint}", code)
     if y_hat.is_floating_point():
         odd = ~torch.isfinite(y_hat) | (y_hat != y_hat.round())
         if odd.any():
-            raise AssertionError(
+            raise mistake(
                 f"`{name}` should hold class labels (whole numbers such as 0 and 1), but it holds values such as "
                 f"{_fmt(y_hat[odd][0].item())}: scores or probabilities? Turn them into labels first "
-                f"(logit > 0, probability > 0.5, or argmax)."
+                f"(logit > 0, probability > 0.5, or argmax).",
+                "scores-not-labels",
             )
     y_hat = y_hat.to(torch.int64)
     classes, counts = y.unique(return_counts=True)
     strays = sorted(set(y_hat.unique().tolist()) - set(classes.tolist()))
     if strays:
-        raise AssertionError(
-            f"`{name}` holds labels that never occur among the true ones ({strays[:5]}); the labels are {classes.tolist()[:10]}."
+        raise mistake(
+            f"`{name}` holds labels that never occur among the true ones ({strays[:5]}); the labels are {classes.tolist()[:10]}.",
+            "unknown-labels",
         )
     correct = y_hat == y
     accuracy = 100 * correct.double().mean().item()
@@ -236,28 +254,31 @@ def assert_accuracy(predictions: object, labels: object, at_least: float, name: 
         return
     majority = 100 * counts.max().item() / n
     if len(classes) == 2 and 100 - accuracy >= at_least:
-        cause = ("the two classes are swapped: it is wrong almost exactly where it should be right. Check which class "
-                 "is labelled 1, in the training targets and in the predictions.")
+        code, cause = "classes-swapped", (
+            "the two classes are swapped: it is wrong almost exactly where it should be right. Check which class "
+            "is labelled 1, in the training targets and in the predictions."
+        )
     elif len(y_hat.unique()) == 1:
-        cause = (
+        code, cause = "constant-prediction", (
             f"it predicts {y_hat[0].item()} for every example: the model learned nothing useful "
             f"(is optimizer.step() called after backward()?), or the threshold that turns scores into labels is off."
         )
     elif accuracy <= majority + 5:
-        cause = (
+        code, cause = "untrained", (
             f"that is about what guessing gives ({majority:.0f}% for always the most common label): the model looks "
             f"untrained. Does the training loop call zero_grad(), backward() and step() for every batch, and do the "
             f"predictions come from the trained model, in eval mode?"
         )
     else:
-        cause = (
+        code, cause = "undertrained", (
             "it has learned something, but not enough. Are the gradients zeroed before each backward()? "
             "(Otherwise they pile up across batches.) Then try more epochs, another learning rate, normalized "
             "inputs or more hidden units."
         )
-    raise AssertionError(
+    raise mistake(
         f"`{name}`: accuracy {accuracy:.2f}% ({int(correct.sum())} of {n} right), below the required {at_least:g}%.\n"
-        f"  likely cause: {cause}"
+        f"  likely cause: {cause}",
+        code,
     )
 
 
@@ -281,15 +302,15 @@ def _op_name(func: object) -> str:
 class _Refusal:
     """A guard's rule (`refusal(func)`: a message, or None to let the call run) and what it refused so far."""
 
-    def __init__(self, refusal: Callable[[object], str | None]):
+    def __init__(self, refusal: Callable[[object], str | None], code: str):
         super().__init__()
-        self.refusal, self.refused = refusal, []
+        self.refusal, self.code, self.refused = refusal, code, []
 
     def _refuse_or_call(self, func, args, kwargs):
         message = self.refusal(func)
         if message:
             self.refused.append(message)
-            raise AssertionError(message)
+            raise mistake(message, self.code)
         return func(*args, **(kwargs or {}))
 
 
@@ -314,9 +335,9 @@ def _refusing(*guards: _Refusal) -> Iterator[None]:
         for guard in guards:
             stack.enter_context(guard)
         yield
-    refused = [message for guard in guards for message in guard.refused]
+    refused = [(message, guard.code) for guard in guards for message in guard.refused]
     if refused:
-        raise AssertionError(refused[0])
+        raise mistake(*refused[0])
 
 
 @contextmanager
@@ -343,17 +364,17 @@ def forbid_autograd(what: str) -> Iterator[None]:
 
     def refuse_engine(*args, **kwargs):
         engine_calls.append(reverse)
-        raise AssertionError(reverse)
+        raise mistake(reverse, "used-autograd")
 
     original = autograd._engine_run_backward
     autograd._engine_run_backward = refuse_engine
     try:
-        with _refusing(_Refuse(lambda func: forward if _op_name(func) == "make_dual" else None)):
+        with _refusing(_Refuse(lambda func: forward if _op_name(func) == "make_dual" else None, "used-autograd")):
             yield
     finally:
         autograd._engine_run_backward = original
     if engine_calls:
-        raise AssertionError(engine_calls[0])
+        raise mistake(engine_calls[0], "used-autograd")
 
 
 @contextmanager
@@ -370,7 +391,7 @@ def forbid_calls(what: str, names: Iterable[str]) -> Iterator[None]:
         return (f"{what} used torch's {name} (directly or through another function), which this exercise asks you "
                 "to write yourself.")
 
-    with _refusing(_Refuse(refusal), _RefuseOps(refusal)):
+    with _refusing(_Refuse(refusal, "used-forbidden-call"), _RefuseOps(refusal, "used-forbidden-call")):
         yield
 
 
@@ -384,5 +405,5 @@ def forbid_torch(what: str) -> Iterator[None]:
             f"(math.exp, math.tanh, math.log, ...), without torch."
         )
 
-    with _refusing(_Refuse(refusal)):
+    with _refusing(_Refuse(refusal, "used-torch")):
         yield

@@ -197,8 +197,11 @@ def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-7, abs_tol=1e-7)
 
 
-def diagnose(grads: list[float], leaf_values: Sequence[float], steps: Sequence[Step], shared: Sequence[str]) -> str:
-    """The likely mistake: the first model of a mistaken engine whose gradients are the ones that came.
+def diagnose(
+    grads: list[float], leaf_values: Sequence[float], steps: Sequence[Step], shared: Sequence[str]
+) -> tuple[str, str]:
+    """The likely mistake: the first model of a mistaken engine whose gradients are the ones that came, as its
+    code (one of utils.diagnoses.DIAGNOSES) and in words.
 
     shared: the names of the nodes that more than one operation uses (for the message).
     """
@@ -210,14 +213,14 @@ def diagnose(grads: list[float], leaf_values: Sequence[float], steps: Sequence[S
 
     for mistake, flags in [("overwrite", {"accumulate": False}), ("recursive", {"recursive": True})]:
         if gets(**flags) or gets(**flags, reverse_operands=True):
-            return CAUSES[mistake].format(shared=what, is_=is_)
+            return f"engine-{mistake}", CAUSES[mistake].format(shared=what, is_=is_)  # engine-overwrite, engine-recursive
     unchained = [op for op in _CORE if gets(unchained=(op,))]  # several when the expression cannot tell them apart
     if unchained or gets(chain=False):
         where = f"the _backward of {' or '.join(unchained)}" if unchained else "a _backward"
-        return CAUSES["no chain"].format(where=where)
+        return "no-chain-factor", CAUSES["no chain"].format(where=where)
     wrong = [WRONG_DERIVATIVES[w][0] for w in WRONG_DERIVATIVES if gets(wrong=w)]
     if wrong:
-        return f"the local derivative of {wrong[0]} is wrong: {RULES[wrong[0]]}"
+        return f"engine-derivative-{wrong[0]}", f"the local derivative of {wrong[0]} is wrong: {RULES[wrong[0]]}"
     if len(steps) == 1:
-        return RULES[steps[0][0]]
-    return CAUSES["shared" if shared else "other"].format(shared=what, is_=is_)
+        return f"engine-derivative-{steps[0][0]}", RULES[steps[0][0]]
+    return ("engine-shared", CAUSES["shared"].format(shared=what, is_=is_)) if shared else ("engine-grads", CAUSES["other"])

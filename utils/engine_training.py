@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from utils.checks import as_tensor
+from utils.diagnoses import mistake
 from utils.expressions import as_float, engine_rules
 
 PARAMETERS = ("w11", "w12", "b1", "w21", "w22", "b2", "v1", "v2", "c")
@@ -74,20 +75,23 @@ def assert_training_matches(
     """Assert that what `run_training` recorded is torch.autograd's descent: the same parameters, the same losses."""
     where = f"({len(X)} points, lr {lr:g})"
     if type(got) is not dict or got.get("params") is None or got.get("losses") is None:
-        raise AssertionError(
+        raise mistake(
             "train should return two lists, (params, losses): the 9 parameters after training and the loss before "
-            "each step, as floats."
+            "each step, as floats.",
+            "training-malformed",
         )
     trained = as_tensor(got["params"], "params").double().reshape(-1)
     losses = as_tensor(got["losses"], "losses").double().reshape(-1)
     if trained.isnan().any() or losses.isnan().any():
-        raise AssertionError(
-            "train should return plain floats: p.data for each parameter and loss.data for each loss, not the Values."
+        raise mistake(
+            "train should return plain floats: p.data for each parameter and loss.data for each loss, not the Values.",
+            "training-malformed",
         )
     if trained.shape != (len(PARAMETERS),) or losses.shape != (num_steps,):
-        raise AssertionError(
+        raise mistake(
             f"train should return the {len(PARAMETERS)} parameters ({', '.join(PARAMETERS)}) and one loss per "
-            f"step ({num_steps} here), but it returned {trained.numel()} parameters and {losses.numel()} losses {where}."
+            f"step ({num_steps} here), but it returned {trained.numel()} parameters and {losses.numel()} losses {where}.",
+            "training-malformed",
         )
     expected, expected_losses = descend(params, X, y, lr, num_steps)
     if _same(trained, expected):
@@ -95,44 +99,47 @@ def assert_training_matches(
             return
         k = int((losses - expected_losses).abs().argmax())
         after = _same(losses, descend(params, X, y, lr, num_steps + 1)[1][1:])
-        raise AssertionError(
+        raise mistake(
             f"The parameters after {num_steps} steps are right {where}, but losses[{k}] is {losses[k]:.6g}, expected "
             f"{expected_losses[k]:.6g}.\n  likely cause: "
             + ("losses[k] is the loss after step k, where it should be the loss before it (losses[0] the starting loss)."
-               if after else "record loss.data once per step, the loss of that step's backward().")
+               if after else "record loss.data once per step, the loss of that step's backward()."),
+            "losses-shifted" if after else "training-losses",
         )
     if num_steps and not _same(losses[:1], expected_losses[:1]):
-        raise AssertionError(
+        raise mistake(
             f"The loss before the first step is {losses[0]:.6g}, expected {expected_losses[0]:.6g} {where}.\n"
             f"  likely cause: network() or the loss is not the 2-2-1 network described above: check the order of "
             f"the parameters ({', '.join(PARAMETERS)}), tanh in the hidden units and sigmoid at the output. (If a "
-            f"test of your engine above fails, fix that first.)"
+            f"test of your engine above fails, fix that first.)",
+            "training-network",
         )
     start = torch.tensor(params, dtype=torch.float64)
     if _same(trained, start):
-        cause = (
+        code, cause = "training-stuck", (
             "the parameters did not move: every gradient came out 0, or the steps never reached the parameters. "
             "If a test of your engine above fails, fix that first. If none does, change each parameter's .data in "
             "place (p.data -= lr * p.grad) after loss.backward() and before the next zero_grad(): p = p - lr * p.grad "
             "makes a new Value that the list of parameters never sees."
         )
     elif num_steps > 1 and _same(trained, descend(params, X, y, lr, num_steps, clear=False)[0]):
-        cause = (
+        code, cause = "grad-not-zeroed", (
             "the gradients pile up across steps: each backward() adds to the parameters' .grad, so set them "
             "back to 0 first (loss.zero_grad() before loss.backward())."
         )
     elif _same(trained, descend(params, X, y, lr, num_steps, sign=-1.0)[0]):
-        cause = "the steps go uphill: descent moves against the gradient, p.data -= lr * p.grad."
+        code, cause = "training-uphill", "the steps go uphill: descent moves against the gradient, p.data -= lr * p.grad."
     else:
-        cause = (
+        code, cause = "training-steps", (
             "the first loss is right, so network() is, but the gradients or the steps are not. If a test of your "
             "engine above fails, fix that first. If none does, check that each step calls zero_grad() before "
             "backward() and then moves every parameter by -lr * p.grad."
         )
     worst = int((trained - expected).abs().argmax())
-    raise AssertionError(
+    raise mistake(
         f"After {num_steps} step{'s' if num_steps != 1 else ''} {where}, the parameters differ from torch.autograd's "
-        f"descent: {PARAMETERS[worst]} is {trained[worst]:.6g}, expected {expected[worst]:.6g}.\n  likely cause: {cause}"
+        f"descent: {PARAMETERS[worst]} is {trained[worst]:.6g}, expected {expected[worst]:.6g}.\n  likely cause: {cause}",
+        code,
     )
 
 

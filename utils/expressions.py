@@ -31,6 +31,7 @@ from contextlib import contextmanager
 import torch
 
 from utils.checks import as_tensor, forbid_torch
+from utils.diagnoses import mistake
 from utils.engine_mistakes import close, diagnose
 
 Step = tuple  # (operation, operand, ...): an operand is a node index (int) or a constant (float)
@@ -200,7 +201,8 @@ def engine_rules(code: Callable, what: str) -> Iterator[None]:
     finally:
         sys.setrecursionlimit(previous)
     if changed:
-        raise AssertionError(f"{what} changed Python's recursion limit: {RECURSION.format(what=what, limit=RECURSION_LIMIT)}")
+        raise mistake(f"{what} changed Python's recursion limit: {RECURSION.format(what=what, limit=RECURSION_LIMIT)}",
+                      "recursion-limit-changed")
 
 
 def run_engine(value_class: Callable[[float], object], leaf_values: Sequence[float], steps: Sequence[Step]) -> dict:
@@ -280,7 +282,7 @@ def run_zero_grad(value_class: Callable[[float], object], leaf_values: Sequence[
 def _number(value: object, name: str) -> float:
     t = as_tensor(value, name)
     if t.numel() != 1:
-        raise AssertionError(f"`{name}` should be one number, but it has shape {tuple(t.shape)}.")
+        raise mistake(f"`{name}` should be one number, but it has shape {tuple(t.shape)}.", "engine-malformed")
     return t.double().item()
 
 
@@ -294,25 +296,28 @@ def assert_engine_matches(
     names = _names(len(leaf_values), len(steps), leaf_names)
     code = describe(leaf_values, steps, leaf_names)
     if type(got) is not dict or set(got) != {"value", "grads"}:
-        raise AssertionError(f"The engine's answer should be {{'value': ..., 'grads': [...]}}, for: {code}")
+        raise mistake(f"The engine's answer should be {{'value': ..., 'grads': [...]}}, for: {code}", "engine-malformed")
     expected = reference(leaf_values, steps)
     value = _number(got["value"], "y.data")
     if not close(value, expected["value"]):
         single = f"the forward pass of {steps[0][0]} is wrong."
         cause = single if len(steps) == 1 else "check each operation's forward value."
-        raise AssertionError(
+        raise mistake(
             f"The value of `y` is wrong: got {value:.6g}, expected {expected['value']:.6g}.\n"
-            f"  in: {code}\n  likely cause: {cause}"
+            f"  in: {code}\n  likely cause: {cause}",
+            "engine-forward",
         )
     if type(got["grads"]) is not list or len(got["grads"]) != len(leaf_values):
-        raise AssertionError(f"Expected one gradient per leaf ({len(leaf_values)}), for: {code}")
+        raise mistake(f"Expected one gradient per leaf ({len(leaf_values)}), for: {code}", "engine-malformed")
     grads = [_number(g, f"{names[i]}.grad") for i, g in enumerate(got["grads"])]
     for i, (g, e) in enumerate(zip(grads, expected["grads"])):
         if not close(g, e):
-            raise AssertionError(
+            diagnosis, cause = diagnose(grads, leaf_values, steps, [names[p] for p in reused(steps)])
+            raise mistake(
                 f"The gradient for `{names[i]}` is wrong: got {g:.6g}, expected {e:.6g}.\n"
                 f"  in: {code}; y.backward()\n"
-                f"  likely cause: {diagnose(grads, leaf_values, steps, [names[p] for p in reused(steps)])}"
+                f"  likely cause: {cause}",
+                diagnosis,
             )
 
 
@@ -336,40 +341,45 @@ def assert_order_valid(
     where = f"\n  in: {describe(leaf_values, steps, leaf_names)}; order = y.topological_order()"
     parents = [[int(p) for p in row if p >= 0] for row in got["parents"].tolist()]
     if got["order"] is None:
-        raise AssertionError(f"topological_order() should return a list of Values.{where}")
+        raise mistake(f"topological_order() should return a list of Values.{where}", "order-not-list")
     order = [int(k) for k in got["order"].reshape(-1).tolist()]
     strays = sum(k < 0 for k in order)
     if strays:
-        raise AssertionError(
+        raise mistake(
             f"The order holds {strays} thing(s) that are not Values of y's graph: it should hold exactly the "
-            f"Values y depends on (following _parents from y down to the leaves), y included.{where}"
+            f"Values y depends on (following _parents from y down to the leaves), y included.{where}",
+            "order-foreign",
         )
     counts = Counter(order)
     twice = next((k for k in order if counts[k] > 1), None)
     if twice is not None:
-        raise AssertionError(
+        raise mistake(
             f"{name(twice)} appears {counts[twice]} times in the order: each Value must appear once. Remember the "
-            f"Values already visited (in a set) and skip them.{where}"
+            f"Values already visited (in a set) and skip them.{where}",
+            "order-duplicate",
         )
     missing = [k for k in range(len(parents)) if k not in counts]
     if missing:
-        raise AssertionError(
+        raise mistake(
             f"The order leaves out {len(missing)} of the {len(parents)} Values y depends on, among them "
-            f"{name(missing[0])}: follow _parents from y all the way down to the leaves, and include y.{where}"
+            f"{name(missing[0])}: follow _parents from y all the way down to the leaves, and include y.{where}",
+            "order-incomplete",
         )
     if order[-1] != 0:
-        raise AssertionError(
+        raise mistake(
             f"The order should end with y, which is computed from all the others, but it ends with {name(order[-1])}: "
-            f"every Value comes after the Values it was computed from (leaves first, y last).{where}"
+            f"every Value comes after the Values it was computed from (leaves first, y last).{where}",
+            "order-not-last",
         )
     position = {k: i for i, k in enumerate(order)}
     for k in order:
         early = next((p for p in parents[k] if position[p] > position[k]), None)
         if early is not None:
-            raise AssertionError(
+            raise mistake(
                 f"{name(k)} comes before {name(early)}, which it was computed from: in a topological order every "
                 f"Value comes after all of its _parents. Add a Value to the order only once all its parents are "
-                f"in it (after the walk below it has finished).{where}"
+                f"in it (after the walk below it has finished).{where}",
+                "order-parent-after",
             )
 
 
@@ -385,18 +395,20 @@ def assert_zero_grad(
     leaves = {k for k, label in enumerate(got["names"].tolist()) if 0 <= label < len(leaf_values)}
     left = sorted((k for k, g in enumerate(zeroed) if g != 0), key=lambda k: k not in leaves)  # a leaf first
     if left:
-        raise AssertionError(
+        raise mistake(
             f"After y.zero_grad(), {len(left)} of the {len(zeroed)} Values y depends on still hold a grad other "
             f"than 0, among them {name(left[0])}: zero_grad must set .grad = 0 on every one of them, y and the "
-            f"leaves included (go through y.topological_order()).{where}"
+            f"leaves included (go through y.topological_order()).{where}",
+            "zero-grad-incomplete",
         )
     first = [_number(g, "a leaf's grad") for g in got["first"]]
     second = [_number(g, "a leaf's grad") for g in got["second"]]
     for i, (a, b) in enumerate(zip(first, second)):
         if not close(a, b):
-            raise AssertionError(
+            raise mistake(
                 f"After y.zero_grad(), a second y.backward() gave `{names[i]}` the grad {b:.6g}, where the first "
-                f"gave {a:.6g}: once every grad is 0 again, backward must give the same gradients.{where}; y.backward()"
+                f"gave {a:.6g}: once every grad is 0 again, backward must give the same gradients.{where}; y.backward()",
+                "zero-grad-unstable",
             )
 
 

@@ -50,11 +50,16 @@ _replayed: dict[str, object] | None = None
 
 
 class AnswersRaised(AssertionError):
-    """In the grader's re-check: the student's code raised `kind` while the hidden test ran it."""
+    """In the grader's re-check: the student's code raised `kind` while the hidden test ran it.
 
-    def __init__(self, kind: str, hint: str | None):
-        super().__init__(hint or f"the code this test calls raised {kind}")
-        self.kind, self.hint = kind, hint
+    hint: what to tell the student, as text or as `utils.diagnoses.mistake(text, code)` (its codes are kept).
+    """
+
+    def __init__(self, kind: str, hint: str | AssertionError | None):
+        text = str(hint) if hint is not None else None
+        super().__init__(text or f"the code this test calls raised {kind}")
+        self.kind, self.hint = kind, text
+        self.codes = tuple(getattr(hint, "codes", ()))
 
 
 def _plain(value: object, name: str) -> object:
@@ -78,10 +83,11 @@ def _save(got: object, folder: str, cell: str) -> None:
 
 
 def graded(cell: str, answers: Callable[[], object], check: Callable[[object], None],
-           raised: dict[str, str] | None = None) -> None:
+           raised: dict[str, str | AssertionError] | None = None) -> None:
     """Run `answers()` (the student's code), record its results for the grader, and `check` them.
 
-    raised: for an exception kind the student's code may raise ("RuntimeError"), the hint to give.
+    raised: for an exception kind the student's code may raise ("RuntimeError"), the hint to give (text, or
+    `utils.diagnoses.mistake(text, code)` to name the mistake for the class report too).
     """
     if _replayed is not None:  # the grader's own process: no student code here
         if cell not in _replayed:
