@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from autograders.course import Course, CourseError, quiet
+from autograders.results import printable
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -108,7 +109,7 @@ def cmd_grade(course: Course, exercise: str, folder: Path, pool, resume: bool = 
             print(f"{len(manual)} with a manual score (*), kept: " + ", ".join(r.student for r in manual)
                   + f" (see `course score {exercise} STUDENT`)")
     for problem in collection.problems:
-        print(f"note: {problem}")
+        print(f"note: {printable(problem)}")
     print(f"Full reasons per student: {course.relative(course.results_folder(exercise))}/")
     return 0
 
@@ -180,12 +181,12 @@ def cmd_score(course: Course, exercise_name: str, student: str, cell: str | None
             raise CourseError(f"{cell} is worth 0 to {test.points:g} points, not {points:g}.")
         if not why.strip():
             raise CourseError("say why with --why \"...\": the reason is kept beside the score and shown in the table.")
-    record.set_manual_score(course, exercise, student, cell, None if clear else points, why.strip())
+    record.set_manual_score(course, exercise, student, cell, None if clear else points, why.strip(), result.sha256)
     record.apply_manual(result, record.manual_scores(course, exercise.name).get(student, {}))
     record.rewrite(course, exercise, result)
     what = "manual score withdrawn" if clear else f"{cell} set to {points:g}/{test.points:g} by hand"
     print(f"{student}, {exercise.name}: {what}; now {result.score:g}/{result.max_score:g}. It holds at every later "
-          f"course grade (with or without --resume).")
+          f"course grade (with or without --resume) while {student} hands in no other file.")
     return 0
 
 
@@ -234,7 +235,7 @@ def cmd_similar(course: Course, exercise: str, folder: Path | None) -> int:
         print(f"{pair.first} and {pair.second}: {pair.similarity[0]:.0%} and {pair.similarity[1]:.0%} of their code in "
               f"common ({pair.tokens} filtered characters)")
     for problem in found.skipped:
-        print(f"note: {problem}")
+        print(f"note: {printable(problem)}")
     print(f"{exercise}: {len(found.students)} submissions compared in {found.seconds:.2f} s, {len(found.pairs)} similar "
           f"pair(s); side by side in {course.relative(path)}")
     return 0

@@ -58,11 +58,12 @@ class Verdict:
     notebook: nbformat.NotebookNode
 
 
-def explain(error: dict, limit: float, tainted: bool) -> str:
+def explain(error: dict, limit: float, tainted: bool, timed_out: bool = True) -> str:
     """A kernel error in words. From a step that ran after the first hidden test (`tainted`), by its kind
-    alone: its message could carry anything the process knew. From before, as Python said it (first line)."""
+    alone: its message could carry anything the process knew. From before, as Python said it (first line).
+    A timeout only where the grader's own clock saw the step last the limit (`timed_out`)."""
     name, message = error.get("ename", ""), error.get("evalue", "")
-    if name in TIMEOUTS:
+    if name in TIMEOUTS and timed_out:
         return f"stopped after the {limit:g} s time limit: look for a loop that never ends"
     if name == "NotImplementedError":
         return "not answered (the code still raises NotImplementedError)"
@@ -76,11 +77,15 @@ def explain(error: dict, limit: float, tainted: bool) -> str:
     return "an error was raised: run the cell in your notebook to see it"
 
 
-def error_code(error: dict) -> str:
-    """The grader's code for a kernel error: from its kind alone, within a fixed set."""
+def error_code(error: dict, timed_out: bool = True) -> str:
+    """The grader's code for a kernel error: from its kind alone, within a fixed set; a timeout only where the
+    grader's own clock saw the step last the limit. (Other kinds are as the notebook's process named them: a
+    student can misname only their own failure, which scores 0 whatever its name.)"""
     name = error.get("ename", "")
-    if name in TIMEOUTS:
+    if name in TIMEOUTS and timed_out:
         return "timeout"
+    if name in TIMEOUTS:
+        return "error"
     if name == "NotImplementedError":
         return "not-answered"
     if name == "AssertionError":
@@ -110,6 +115,13 @@ def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks
     first = len(prepared.steps) if first is None else first
     rejected = [f for f in flags if f.decision == "rejected"]
     guards = _flag_guards(exercise)
+
+    def timed_out(at: int) -> bool:
+        """Did step `at` last the cell's time limit by the grader's clock (not by what the notebook printed)?"""
+        if outcome.step_seconds is None:
+            return True
+        return at < len(outcome.step_seconds) and outcome.step_seconds[at] >= limits.cell_seconds
+
     cells = {}
     for test in exercise.tests:
         indices = [i for i, step in enumerate(prepared.steps) if step.test == test.grade_id]
@@ -129,8 +141,8 @@ def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks
                 error, at = visible_error, visible_at
             else:
                 error, at = {"ename": check.raised}, len(prepared.steps)
-            why, codes = check.message or explain(error, limits.cell_seconds, at >= first), list(check.codes)
-            codes = codes or [error_code(error)]
+            why, codes = check.message or explain(error, limits.cell_seconds, at >= first, timed_out(at)), list(check.codes)
+            codes = codes or [error_code(error, timed_out(at))]
         elif check is not None and not check.passed:
             why, codes = check.message, list(check.codes)
         elif never_ran:
@@ -139,7 +151,7 @@ def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks
             why, codes = VISIBLE_ONLY, ["visible-test-failed"]
         elif visible_error or hidden_error:
             error, at = (visible_error, visible_at) if visible_error else (hidden_error, hidden_at)
-            why, codes = explain(error, limits.cell_seconds, at >= first), [error_code(error)]
+            why, codes = explain(error, limits.cell_seconds, at >= first, timed_out(at)), [error_code(error, timed_out(at))]
         elif check is None and test.records_answers:
             why, codes = NO_ANSWERS, ["no-answers"]
         elif any(outcome.outputs[i] is None for i in visible + hidden):

@@ -92,6 +92,13 @@ def _clean(text: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "_", text.strip().lower()).strip("._")
 
 
+def _account_keys(value: str) -> list[str]:
+    """A login, ID or email as a submission's name can spell it: cleaned as a file name is, and for an email-like
+    login (alice@uni.example) also its local part (alice), since a file name rarely keeps the @."""
+    keys = {_clean(value)} | ({_clean(value.split("@")[0])} if "@" in value else set())
+    return sorted(k for k in keys if k)
+
+
 def _name_keys(first: str, last: str, full: str) -> set[str]:
     names = set()
     if "," in full:  # Canvas: "Last, First"
@@ -129,10 +136,10 @@ def read_roster(path: Path) -> Roster:
         student = Student(row)
         for value in (student.get(c) for c in LOGINS + IDS):
             if value:
-                student.keys.append((0, value.lower()))
-        email = student.get(*EMAILS).lower()
+                student.keys += [(0, key) for key in _account_keys(value)]
+        email = student.get(*EMAILS)
         if email:
-            student.keys += [(1, email), (1, email.split("@")[0])]
+            student.keys += [(1, key) for key in _account_keys(email)]
         names = _name_keys(student.get("first name"), student.get("last name"), name)
         student.keys += [(2, n) for n in sorted(names)]
         if student.keys:
@@ -173,6 +180,13 @@ def _points(score: float | None) -> str:
     return "" if score is None else f"{score:g}"
 
 
+def _inert(cells: list) -> list[str]:
+    """Identity cells a spreadsheet will not run: a leading = + - @, tab or CR makes Excel and Sheets read a
+    formula (a roster's names are the students' own words; a submission's name is its file name), so such a
+    cell is written with a leading apostrophe, as OWASP's advice on CSV injection says."""
+    return [f"'{c}" if isinstance(c, str) and c[:1] in ("=", "+", "-", "@", "\t", "\r") else c for c in cells]
+
+
 def write_canvas(path: Path, exercises: dict[str, float], grades: dict[str, dict[str, float]], roster: Roster | None,
                  matched: Matched | None) -> None:
     """Canvas' gradebook import: identity columns, a column per exercise, and the Points Possible row.
@@ -186,12 +200,12 @@ def write_canvas(path: Path, exercises: dict[str, float], grades: dict[str, dict
         out.writerow([POINTS_POSSIBLE, "", "", "", ""] + [_points(p) for p in exercises.values()])
         if matched is None:  # no roster: the submission's name stands in for the SIS Login ID
             for name in sorted(grades):
-                out.writerow([name, "", "", name, ""] + [_points(grades[name].get(e)) for e in exercises])
+                out.writerow(_inert([name, "", "", name, ""]) + [_points(grades[name].get(e)) for e in exercises])
             return
         for (student, _), scores in zip(matched.rows, matched.scores(grades, list(exercises))[0]):
             identity = [student.get("student", "name") or _display(student), student.get("id"),
                         student.get("sis user id"), student.get("sis login id", "username", "login id"), student.get("section")]
-            out.writerow(identity + [_points(scores.get(e)) for e in exercises])
+            out.writerow(_inert(identity) + [_points(scores.get(e)) for e in exercises])
 
 
 def write_moodle(path: Path, exercises: dict[str, float], grades: dict[str, dict[str, float]], roster: Roster | None,
@@ -202,7 +216,7 @@ def write_moodle(path: Path, exercises: dict[str, float], grades: dict[str, dict
         out.writerow(MOODLE_COLUMNS + list(exercises))
         if matched is None:  # no roster: the submission's name stands in for the Moodle username
             for name in sorted(grades):
-                out.writerow(["", "", "", "", name] + [_points(grades[name].get(e)) for e in exercises])
+                out.writerow(_inert(["", "", "", "", name]) + [_points(grades[name].get(e)) for e in exercises])
             return
         for (student, _), scores in zip(matched.rows, matched.scores(grades, list(exercises))[0]):
             first, last = student.get("first name"), student.get("last name")
@@ -211,4 +225,4 @@ def write_moodle(path: Path, exercises: dict[str, float], grades: dict[str, dict
                 last, _, first = (part.strip() for part in full.partition(","))
             identity = [first, last, student.get("id number", "sis user id", "id"), student.get(*EMAILS),
                         student.get("username", "sis login id", "login id")]
-            out.writerow(identity + [_points(scores.get(e)) for e in exercises])
+            out.writerow(_inert(identity) + [_points(scores.get(e)) for e in exercises])

@@ -119,6 +119,7 @@ def grade(
                 continue
             try:
                 verdict = verdict_of(course, exercise, prepared, outcome, decisions.get(prepared.student, {}))
+                verdict.result.sha256 = digest  # which file the instructor's manual scores were given for
                 record.apply_manual(verdict.result, manual.get(prepared.student, {}))
                 done(record.record(course, exercise, verdict.result, verdict.notebook, path, digest))
             except Exception as error:  # one notebook must never stop the batch, even by breaking the grader

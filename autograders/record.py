@@ -125,6 +125,9 @@ def _manual_file(course: Course, exercise: str) -> Path:
     return course.work / "manual" / f"{exercise}.json"
 
 
+SET_ASIDE = "a manual score for"
+
+
 def manual_scores(course: Course, exercise: str) -> dict[str, dict[str, dict]]:
     """student -> grade_id -> {"points": points, "why": the instructor's reason}."""
     try:
@@ -140,14 +143,15 @@ def _write_manual(course: Course, exercise: str, everything: dict) -> None:
 
 
 def set_manual_score(course: Course, exercise: Exercise, student: str, grade_id: str, points: float | None,
-                     why: str) -> None:
-    """Record the instructor's score for one test cell (None: withdraw it), here and in nbgrader's gradebook."""
+                     why: str, sha256: str = "") -> None:
+    """Record the instructor's score for one test cell (None: withdraw it), here and in nbgrader's gradebook,
+    with the digest of the submission it was given for (`sha256`): a later, different file does not inherit it."""
     everything = manual_scores(course, exercise.name)
     mine = everything.setdefault(student, {})
     if points is None:
         mine.pop(grade_id, None)
     else:
-        mine[grade_id] = {"points": float(points), "why": why}
+        mine[grade_id] = {"points": float(points), "why": why} | ({"sha256": sha256} if sha256 else {})
     if not mine:
         everything.pop(student)
     _write_manual(course, exercise.name, everything)
@@ -201,14 +205,19 @@ def adopt_formgrader_scores(course: Course, exercise: Exercise) -> None:
 
 def apply_manual(result: Result, scores: dict[str, dict]) -> bool:
     """Put the instructor's scores (grade_id -> {"points", "why"}) into the result, the grader's kept beside them;
-    cells no longer scored by hand get the grader's score back. Return True if the result changed."""
+    cells no longer scored by hand get the grader's score back. A score given for another file than the one
+    graded (the student handed in again) is set aside, with a note. Return True if the result changed."""
     before = result.to_json()
     for cell in result.cells.values():
         if cell.manual:
             cell.score, cell.auto_score, cell.manual_why = cell.auto_score, None, ""
+    result.notes = [n for n in result.notes if not n.startswith(SET_ASIDE)]
     for grade_id, entry in scores.items():
         cell = result.cells.get(grade_id)
-        if cell is not None:
+        if cell is not None and entry.get("sha256") and result.sha256 and entry["sha256"] != result.sha256:
+            result.notes.append(f"{SET_ASIDE} {grade_id} ({float(entry['points']):g} by hand) was given for an earlier "
+                                f"file, and this one differs: set aside (course score sets it again)")
+        elif cell is not None:
             cell.auto_score, cell.score, cell.manual_why = cell.score, float(entry["points"]), str(entry.get("why", ""))
     if result.cells:
         result.score, result.max_score, result.reason = results.summarize(result.cells, result.notes, result.flags)

@@ -169,12 +169,14 @@ def _cells(notebook: nbformat.NotebookNode) -> list[_Cell]:
         nbgrader = cell.get("metadata", {}).get("nbgrader", {})
         student = not nbgrader or not nbgrader.get("locked", False) or nbgrader.get("solution", False)
         label = nbgrader.get("grade_id") or f"cell {index + 1}"
-        sources = [(_python(cell.source), False)]
+        sources = [(cell.source, False)]
         while sources:
             source, inside_magic = sources.pop()
             try:
+                source = _python(source)  # IPython's own transformer refuses a badly indented cell, as IPython does
                 tree = ast.parse(source)
-            except SyntaxError:  # a cell: it did not run either (IPython refuses it); a magic's code: it may have
+            except SyntaxError:  # IndentationError too. A cell IPython refuses did not run: nothing to check. A
+                # magic's code may run another way, so a student's that cannot be read needs a person.
                 if student and inside_magic:
                     raise Unreadable(label, source) from None
                 continue
@@ -183,7 +185,7 @@ def _cells(notebook: nbformat.NotebookNode) -> list[_Cell]:
                     raise Unreadable(label, source) from None
                 continue
             cells.append(_Cell(label, tree, source.splitlines(), student))
-            sources += [(_python(code), True) for code in _magic_code(tree)]
+            sources += [(code, True) for code in _magic_code(tree)]
     return cells
 
 

@@ -69,6 +69,9 @@ class Outcome:
     ended: str  # "finished", or why it stopped early
     seconds: float
     isolated: bool
+    # Each step's wall time as the grader measured it (None: not measured). The notebook's process may call any
+    # error a timeout; only a step that lasted the cell's time limit was stopped by it.
+    step_seconds: list[float] | None = None
 
 
 def bwrap_available() -> bool:
@@ -249,6 +252,7 @@ class Sandbox:
     def run(self, job: Job) -> Outcome:
         started = time.monotonic()
         outputs: list[list[dict] | None] = []
+        step_seconds: list[float] = []
         answers: dict[str, bytes] = {}
         ended = "finished"
         if not self._begin(job.limits):
@@ -257,8 +261,11 @@ class Sandbox:
             for source, collect, skip in job.steps:
                 if skip and outputs and any(o.get("ename") == "CellTimeoutError" for o in outputs[-1] or []):
                     outputs.append(None)
+                    step_seconds.append(0.0)
                     continue
+                asked = time.monotonic()
                 reply = self._ask({"run": source, "collect": collect}, job.limits.cell_seconds + GRACE)
+                step_seconds.append(time.monotonic() - asked)
                 if reply is None:  # the worker died or stopped answering (killed): what it was doing is lost
                     ended = "the grading worker died or stopped answering, and was replaced"
                     break
@@ -274,7 +281,8 @@ class Sandbox:
         if not self.settings.warm:
             self.close()
         outputs += [None] * (len(job.steps) - len(outputs))
-        return Outcome(outputs, answers, ended, time.monotonic() - started, self.settings.isolated)
+        step_seconds += [0.0] * (len(job.steps) - len(step_seconds))
+        return Outcome(outputs, answers, ended, time.monotonic() - started, self.settings.isolated, step_seconds)
 
     def close(self) -> None:
         with self._closing:

