@@ -9,6 +9,12 @@ from pathlib import Path
 _COPY_OF = re.compile(r"^copy of\s+", re.IGNORECASE)
 _DUPLICATE_SUFFIX = re.compile(r"\s*\(\d+\)$")  # "ex01 (1)", added by browsers and drives
 _NAME_IN_PARENS = re.compile(r"\(([^()]*[^()\d\s][^()]*)\)$")  # "Copy of ex01 (bob)"
+# The platforms' own download names, whose student part the platform wrote (the rest is the student's file name):
+# Canvas' "Download Submissions": <sortable name>[_LATE]_<user id>_<submission id>_<file name>;
+# Moodle's "Download all submissions": <Full Name>_<participant id>_assignsubmission_file_[<file name>] (a folder
+# of that name, or a file's name).
+_CANVAS = re.compile(r"^(?P<student>[a-z][a-z0-9-]*?)(?:_late)?_\d+_\d+_.+$", re.IGNORECASE)
+_MOODLE = re.compile(r"^(?P<student>[^_/]+)_\d+_assignsubmission_[a-z]+_")
 
 
 @dataclass
@@ -27,6 +33,9 @@ def clean_id(text: str) -> str:
 def student_id(path: Path, folder: Path, exercise: str) -> str | None:
     """The student a notebook belongs to, from its folder or its file name; None if it does not say."""
     relative = path.relative_to(folder)
+    platform = _MOODLE.match(relative.parts[0]) or (_CANVAS.match(path.name) if len(relative.parts) == 1 else None)
+    if platform:  # the platform's part wins over anything the student put in the file's name ("ex01 (alice)")
+        return clean_id(platform.group("student")) or None
     if len(relative.parts) > 1:  # alice/ex01.ipynb, alice/submission/Copy of ex01.ipynb
         return clean_id(relative.parts[0]) or None
     stem = path.stem.strip()

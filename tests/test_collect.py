@@ -20,6 +20,12 @@ from autograders.collect import collect, student_id
         ("EX01 erin.ipynb", "erin"),
         ("Copy of frank.ipynb", "frank"),
         ("grace (1).ipynb", "grace"),
+        # the platforms' own download names: their student part wins over a name the student typed
+        ("liddellalice_1001_55123_ex01.ipynb", "liddellalice"),
+        ("danverscarol_LATE_1003_55125_Copy of ex01.ipynb", "danverscarol"),
+        ("meyermallory_1011_55130_ex01 (alice).ipynb", "meyermallory"),
+        ("Alice Liddell_12345_assignsubmission_file_/ex01.ipynb", "Alice_Liddell"),
+        ("Alice Liddell_12345_assignsubmission_file_ex01 (bob).ipynb", "Alice_Liddell"),
         ("ex01.ipynb", None),
         ("ex01 (1).ipynb", None),
         ("Copy of ex01.ipynb", None),

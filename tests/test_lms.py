@@ -159,3 +159,12 @@ def test_an_email_like_login_matches_the_names_a_file_can_have(tmp_path):
     matched = lms.match(lms.read_roster(tmp_path / "roster.csv"), ["alice", "alice_uni.example", "b.brown"])
     assert matched.rows[0][1] == ["alice", "alice_uni.example"] and matched.rows[1][1] == ["b.brown"]
     assert matched.unmatched == []
+
+
+def test_the_platforms_own_download_names_find_their_roster_rows(course):
+    """collect names a Canvas download (smithalice_5001_7_ex01.ipynb) smithalice and a Moodle one (Carol
+    Lee_12_assignsubmission_file_) Carol_Lee: both reach their rows by name."""
+    canvas = lms.match(lms.read_roster(course / "canvas.csv"), ["smithalice", "leecarol"])
+    moodle = lms.match(lms.read_roster(course / "moodle.csv"), ["Alice_Smith", "Carol_Lee"])
+    assert [names for _, names in canvas.rows][:3] == [["smithalice"], [], ["leecarol"]]
+    assert [names for _, names in moodle.rows][:3] == [["Alice_Smith"], [], ["Carol_Lee"]]
