@@ -2,7 +2,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
-JOBS   ?= 2  # test processes: the lectures and the grading tests overlap (each one waits on kernels and sandboxes)
+JOBS   ?= 3  # test processes: on 2 cores, 2 kept one core busy on average (each waits on kernels and sandboxes)
 
 .PHONY: demo test test-fast lab release site clean
 
