@@ -217,7 +217,7 @@ def cmd_similar(course: Course, exercise: str, folder: Path | None) -> int:
 
     course.exercise(exercise)
     if folder is not None:
-        submissions = collect(folder, exercise).submissions
+        submissions = collect(folder, exercise)  # its notes (two notebooks for one student, ...) are printed too
     else:  # the notebooks `course grade` graded, where they still are
         from autograders.report import load
 
@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("exercise")
     report = commands.add_parser("report", help="what the class got wrong: an HTML page and a summary (all exercises without EX)")
     report.add_argument("exercise", nargs="?")
-    similar = commands.add_parser("similar", help="pairs of students whose solution cells are near-identical, side by side")
+    similar = commands.add_parser("similar", help="pairs of students whose code is near-identical, side by side")
     similar.add_argument("exercise")
     similar.add_argument("folder", nargs="?", type=Path, help="the submissions (default: those `course grade` graded)")
     export = commands.add_parser("export", help="write every grade to a CSV file (nbgrader's, or one an LMS imports)")

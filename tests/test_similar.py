@@ -309,3 +309,11 @@ def test_collect_notes_are_named_as_course_grade_names_them(tmp_path, course):
     assert found.skipped == ["notes.txt: not a notebook, skipped",
                              "grace.ipynb: grace handed in 2 notebooks; graded the newest, ex06 (grace).ipynb"]
     assert found.files == {"grace": "ex06 (grace).ipynb", "heidi": "heidi.ipynb"} and found.pairs == []
+
+
+def test_the_command_prints_collects_notes(tmp_path, course):
+    inbox = inbox_with(tmp_path, {}, samples=("grace", "heidi"))
+    (inbox / "notes.txt").write_text("hello")
+    done = course_in_process(["similar", "ex06", inbox], course.root)
+    assert done.returncode == 0, done.stderr
+    assert "note: notes.txt: not a notebook, skipped" in done.stdout
