@@ -58,7 +58,7 @@ class Verdict:
     notebook: nbformat.NotebookNode
 
 
-def explain(error: dict, limit: float, tainted: bool, timed_out: bool = True) -> str:
+def explain(error: dict, limit: float, tainted: bool, timed_out: bool) -> str:
     """A kernel error in words. From a step that ran after the first hidden test (`tainted`), by its kind
     alone: its message could carry anything the process knew. From before, as Python said it (first line).
     A timeout only where the grader's own clock saw the step last the limit (`timed_out`)."""
@@ -77,7 +77,7 @@ def explain(error: dict, limit: float, tainted: bool, timed_out: bool = True) ->
     return "an error was raised: run the cell in your notebook to see it"
 
 
-def error_code(error: dict, timed_out: bool = True) -> str:
+def error_code(error: dict, timed_out: bool) -> str:
     """The grader's code for a kernel error: from its kind alone, within a fixed set; a timeout only where the
     grader's own clock saw the step last the limit. (Other kinds are as the notebook's process named them: a
     student can misname only their own failure, which scores 0 whatever its name.)"""
@@ -118,8 +118,6 @@ def judge_cells(exercise: Exercise, prepared: Prepared, outcome: Outcome, checks
 
     def timed_out(at: int) -> bool:
         """Did step `at` last the cell's time limit by the grader's clock (not by what the notebook printed)?"""
-        if outcome.step_seconds is None:
-            return True
         return at < len(outcome.step_seconds) and outcome.step_seconds[at] >= limits.cell_seconds
 
     cells = {}

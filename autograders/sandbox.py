@@ -69,9 +69,9 @@ class Outcome:
     ended: str  # "finished", or why it stopped early
     seconds: float
     isolated: bool
-    # Each step's wall time as the grader measured it (None: not measured). The notebook's process may call any
-    # error a timeout; only a step that lasted the cell's time limit was stopped by it.
-    step_seconds: list[float] | None = None
+    # Each step's wall time as the grader measured it. The notebook's process may call any error a timeout; only a
+    # step that lasted the cell's time limit was stopped by it.
+    step_seconds: list[float]
 
 
 def bwrap_available() -> bool:
